@@ -1,0 +1,297 @@
+"""The `openveo` command. Heavy imports (torch, diffusers) happen inside the commands that need them."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from openveo import __version__
+from openveo.config import Settings
+from openveo.engine.catalog import Catalog, Preset
+from openveo.service.requests import GenerationRequest, InvalidRequest, Limits, build_request
+
+app = typer.Typer(
+    help="openveo: self-hosted, open-model video generation behind the Veo 2 APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="List and download the models openveo can run.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+out = Console()
+err = Console(stderr=True)
+
+# How the CLI spells each request field, so validation errors name the flag the user typed.
+CLI_FLAGS = {
+    "prompt": "PROMPT",
+    "negative_prompt": "--negative-prompt",
+    "model": "--model",
+    "seed": "--seed",
+    "duration_s": "--duration",
+    "aspect_ratio": "--aspect-ratio",
+    "num_videos": "--num-videos",
+    "image": "--image",
+    "steps": "--steps",
+    "guidance": "--guidance",
+}
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="OPENVEO_DATA_DIR", help="Data directory (default ~/.openveo)."),
+]
+
+
+def _settings(data_dir: Path | None, **overrides: object) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    return Settings(**values)
+
+
+def _catalog(settings: Settings) -> Catalog:
+    return Catalog(aliases=settings.aliases)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("diffusers", "transformers", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"openveo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """openveo: self-hosted, open-model video generation behind the Veo 2 APIs."""
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
+    model: Annotated[
+        str | None, typer.Option(help="Preset or alias; `openveo models list` shows them.")
+    ] = None,
+    duration: Annotated[str, typer.Option(help="Seconds of video: 5, 6, 7 or 8.")] = "5",
+    aspect_ratio: Annotated[
+        str, typer.Option(help="16:9 (landscape) or 9:16 (portrait); 1:1 where offered.")
+    ] = "16:9",
+    seed: Annotated[str, typer.Option(help="-1 draws a random seed, which the summary reports.")] = "-1",
+    negative_prompt: Annotated[str | None, typer.Option(help="What to steer away from.")] = None,
+    num_videos: Annotated[str, typer.Option(help="1 to 4 videos, seeds SEED, SEED+1, ...")] = "1",
+    image: Annotated[
+        Path | None, typer.Option(help="First frame for image-to-video (PNG/JPEG/WebP).")
+    ] = None,
+    steps: Annotated[str | None, typer.Option(help="Denoising steps (default: the model's).")] = None,
+    guidance: Annotated[str | None, typer.Option(help="Guidance scale (default: the model's).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="MP4 path (default openveo-SEED.mp4); N>1 adds -1..-N."),
+    ] = None,
+    thumbnail: Annotated[bool, typer.Option(help="Also write a JPEG thumbnail beside each MP4.")] = False,
+    crf: Annotated[
+        int | None, typer.Option(min=0, max=51, help="x264 quality, lower is better (default 18).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cuda, cuda:N or cpu.")] = None,
+    data_dir: DataDir = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log loading and timing details.")] = False,
+) -> None:
+    """Generate a video from a prompt and write it as an MP4.
+
+    Example: openveo generate "a red panda riding a skateboard" --model tiny --duration 5 -o panda.mp4
+    """
+    _setup_logging(verbose)
+    settings = _settings(data_dir, device=device, video_crf=crf)
+    catalog = _catalog(settings)
+    fields: dict[str, object] = {
+        "prompt": prompt,
+        "model": model or settings.model,
+        "duration_s": duration,
+        "aspect_ratio": aspect_ratio,
+        "seed": seed,
+        "negative_prompt": negative_prompt,
+        "num_videos": num_videos,
+        "steps": steps,
+        "guidance": guidance,
+    }
+    if image is not None:
+        try:
+            fields["image"] = image.read_bytes()
+        except OSError as exc:
+            raise _fail(f"--image cannot be read: {exc.strerror or exc}") from None
+    if output is not None and output.suffix.lower() != ".mp4":
+        raise _fail(f"--output must end in .mp4; got {str(output)!r}")
+    try:
+        request = build_request(fields, catalog, Limits(settings.max_prompt_chars, settings.max_image_bytes))
+    except InvalidRequest as exc:
+        raise _fail(exc.message(CLI_FLAGS.get(exc.field))) from None
+    preset = catalog.resolve(request.model)
+    if preset.tiny:
+        err.print(
+            f"[yellow]note:[/] {preset.name} is a tiny random-weight test model: it makes abstract noise."
+        )
+    paths = _output_paths(output or Path(f"openveo-{request.seed}.mp4"), request.num_videos)
+    _run_generation(settings, catalog, request, preset, paths, thumbnail)
+
+
+def _output_paths(base: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [base]
+    return [base.with_name(f"{base.stem}-{i}{base.suffix}") for i in range(1, count + 1)]
+
+
+def _run_generation(
+    settings: Settings,
+    catalog: Catalog,
+    request: GenerationRequest,
+    preset: Preset,
+    paths: list[Path],
+    thumbnail: bool,
+) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from openveo.engine.engine import Canceled, Engine
+    from openveo.engine.pipelines import quiet_libraries
+    from openveo.engine.video import video_metadata, write_mp4, write_thumbnail
+    from openveo.engine.weights import ModelNotAvailable
+
+    quiet_libraries(logging.getLogger().isEnabledFor(logging.INFO))
+    engine = Engine(settings, catalog)
+    started = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(f"Loading {preset.name}", total=None)
+        try:
+            engine.load(preset.name)
+            loaded_at = time.perf_counter()
+            progress.update(
+                task, description="Denoising", total=(request.steps or preset.steps) * request.num_videos
+            )
+            result = engine.generate(
+                request, on_progress=lambda done, total: progress.update(task, completed=done)
+            )
+        except ModelNotAvailable as exc:
+            raise _fail(str(exc), code=3) from None
+        except (Canceled, KeyboardInterrupt):
+            raise _fail("canceled; nothing was written", code=130) from None
+        progress.update(task, description="Encoding MP4")
+        encode_started = time.perf_counter()
+        for path, video, seed in zip(paths, result.videos, result.seeds, strict=True):
+            write_mp4(
+                video, path, result.fps, crf=settings.video_crf, metadata=video_metadata(preset.name, seed)
+            )
+            if thumbnail:
+                write_thumbnail(video, path.with_suffix(".jpg"))
+        result.timings["video_encode"] = time.perf_counter() - encode_started
+
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_row("model", preset.name + (" (tiny test model)" if preset.tiny else ""))
+    summary.add_row(
+        "seed", ", ".join(str(s) for s in result.seeds) + (" (random)" if request.seed_was_random else "")
+    )
+    summary.add_row("size", f"{result.width}x{result.height} ({request.aspect_ratio})")
+    summary.add_row(
+        "frames", f"{result.num_frames} at {result.fps} fps = {result.num_frames / result.fps:.2f} s"
+    )
+    summary.add_row("steps", str(result.steps))
+    summary.add_row("model load", f"{loaded_at - started:.2f} s")
+    for stage, seconds in result.timings.items():
+        summary.add_row(stage.replace("_", " "), f"{seconds:.2f} s")
+    summary.add_row("total", f"{time.perf_counter() - started:.2f} s")
+    err.print(summary)
+    for path in paths:
+        out.print(str(path), highlight=False, soft_wrap=True)
+
+
+@models_app.command("list")
+def models_list(data_dir: DataDir = None) -> None:
+    """Show every preset: native sizes, fps, frames for 5-8 s, price, and whether its weights are here."""
+    from openveo.engine.weights import locate
+
+    settings = _settings(data_dir)
+    catalog = _catalog(settings)
+    table = Table(title="openveo models")
+    for column in ("name", "modes", "sizes (w x h)", "fps", "frames 5-8 s", "steps", "credits/s", "weights"):
+        table.add_column(column)
+    for preset in catalog.presets.values():
+        where = locate(preset, settings.model_root)
+        weights = "present" if where.present else "built on first use" if preset.tiny else "missing"
+        sizes = ", ".join(f"{a} {w}x{h}" for a, (w, h) in preset.sizes.items())
+        frames = "-".join(str(preset.frames_for(d)) for d in (preset.durations[0], preset.durations[-1]))
+        modes = "text, image" if preset.supports_image else "text"
+        table.add_row(
+            preset.name + (" (test)" if preset.tiny else ""),
+            modes,
+            sizes,
+            str(preset.fps),
+            frames,
+            str(preset.steps),
+            f"{preset.price_per_second:g}",
+            weights,
+        )
+    out.print(table)
+    aliases = ", ".join(f"{a} → {t}" for a, t in sorted(catalog.aliases.items()))
+    out.print(f"aliases: {aliases}", highlight=False)
+    out.print(f"local copies go in {settings.model_root}/<name>", highlight=False)
+
+
+@models_app.command("download")
+def models_download(
+    name: Annotated[str, typer.Argument(help="Preset name or alias.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Fetch a model's diffusers weights into the Hugging Face cache (tiny models are built locally)."""
+    _setup_logging(False)
+    settings = _settings(data_dir)
+    catalog = _catalog(settings)
+    try:
+        preset = catalog.resolve(name)
+    except LookupError as exc:
+        raise _fail(str(exc)) from None
+    if preset.tiny:
+        from openveo.engine.tiny import ensure_tiny
+        from openveo.engine.weights import local_dir
+
+        path = ensure_tiny(preset.repo, local_dir(preset, settings.model_root))
+        out.print(f"{preset.name} built at {path}", highlight=False)
+        return
+    from diffusers import DiffusionPipeline
+
+    err.print(f"Downloading {preset.repo} (only the diffusers-format files) ...")
+    try:
+        path = DiffusionPipeline.download(preset.repo)
+    except Exception as exc:  # network, auth, disk: say which, in one line
+        raise _fail(f"download of {preset.repo} failed: {str(exc).splitlines()[0]}", code=3) from None
+    out.print(f"{preset.name} ready at {path}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Model presets: what each open model can make and how to drive it. Pure data, no torch.
+
+The numbers follow each model's published inference settings (the Wan 2.1 / 2.2 and LTX-Video
+reference code and their diffusers model cards). Frame counts obey the VAE's temporal compression:
+Wan packs 4 frames per latent (4k+1 frames), LTX packs 8 (8k+1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+DEFAULT_DURATIONS = (5, 6, 7, 8)
+
+
+class UnknownModel(LookupError):
+    """A model name that is neither a preset nor an alias."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown model {name!r}; choose one of: {', '.join(known)}")
+        self.name = name
+        self.known = known
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    family: str  # "wan" | "ltx": decides the pipeline call arguments
+    pipeline: str  # diffusers class for text-to-video
+    i2v_pipeline: str | None  # diffusers class for image-to-video on the same weights; None = unsupported
+    repo: str  # Hugging Face repo id (tiny presets: the architecture name they are built from)
+    sizes: Mapping[str, tuple[int, int]]  # aspect ratio → (width, height), the model's native sizes
+    fps: int
+    frame_multiple: int  # frames = k * frame_multiple + 1
+    dim_multiple: int  # width and height must be multiples of this (VAE stride × patch size)
+    steps: int
+    guidance: float
+    price_per_second: float  # credits per second of video
+    shift: float | None = None  # flow-matching shift for the scheduler, when the model wants one set
+    guidance_2: float | None = None  # Wan 2.2 A14B: guidance of the low-noise expert
+    durations: tuple[int, ...] = DEFAULT_DURATIONS
+    max_steps: int = 100
+    tiny: bool = False
+    description: str = ""
+    extra: Mapping[str, object] = field(default_factory=dict)  # extra pipeline call arguments
+
+    @property
+    def aspect_ratios(self) -> tuple[str, ...]:
+        return tuple(self.sizes)
+
+    @property
+    def supports_image(self) -> bool:
+        return self.i2v_pipeline is not None
+
+    def size_for(self, aspect_ratio: str) -> tuple[int, int]:
+        return self.sizes[aspect_ratio]
+
+    def frames_for(self, duration_s: float) -> int:
+        """The valid frame count whose length is closest to the requested duration."""
+        k = max(1, round((duration_s * self.fps - 1) / self.frame_multiple))
+        return k * self.frame_multiple + 1
+
+    def cost(self, duration_s: float, num_videos: int = 1) -> float:
+        return round(self.price_per_second * duration_s * num_videos, 6)
+
+
+def _sizes(landscape: tuple[int, int], square: int | None = None) -> dict[str, tuple[int, int]]:
+    w, h = landscape
+    sizes = {"16:9": (w, h), "9:16": (h, w)}
+    if square:
+        sizes["1:1"] = (square, square)
+    return sizes
+
+
+_WAN = dict(family="wan", pipeline="WanPipeline", frame_multiple=4)
+_LTX = dict(family="ltx", pipeline="LTXPipeline", i2v_pipeline="LTXImageToVideoPipeline", frame_multiple=8)
+
+PRESETS: tuple[Preset, ...] = (
+    Preset(
+        name="wan2.1-t2v-1.3b",
+        **_WAN,
+        i2v_pipeline=None,
+        repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+        sizes=_sizes((832, 480)),
+        fps=16,
+        dim_multiple=16,
+        steps=50,
+        guidance=5.0,
+        shift=3.0,
+        price_per_second=0.05,
+        description="Wan 2.1 text-to-video 1.3B, 480p; fits a 12 GB GPU.",
+    ),
+    Preset(
+        name="wan2.1-t2v-14b",
+        **_WAN,
+        i2v_pipeline=None,
+        repo="Wan-AI/Wan2.1-T2V-14B-Diffusers",
+        sizes=_sizes((1280, 720)),
+        fps=16,
+        dim_multiple=16,
+        steps=50,
+        guidance=5.0,
+        shift=5.0,
+        price_per_second=0.25,
+        description="Wan 2.1 text-to-video 14B, 720p.",
+    ),
+    Preset(
+        name="wan2.2-ti2v-5b",
+        **_WAN,
+        i2v_pipeline="WanImageToVideoPipeline",
+        repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+        sizes=_sizes((1280, 704)),
+        fps=24,
+        dim_multiple=32,
+        steps=50,
+        guidance=5.0,
+        shift=5.0,
+        price_per_second=0.1,
+        description="Wan 2.2 text- and image-to-video 5B, 720p at 24 fps.",
+    ),
+    Preset(
+        name="wan2.2-t2v-a14b",
+        **_WAN,
+        i2v_pipeline=None,
+        repo="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+        sizes=_sizes((1280, 720)),
+        fps=16,
+        dim_multiple=16,
+        steps=40,
+        guidance=4.0,
+        guidance_2=3.0,
+        shift=12.0,
+        price_per_second=0.3,
+        description="Wan 2.2 text-to-video, two 14B experts (high/low noise), 720p.",
+    ),
+    Preset(
+        name="ltx-video",
+        **_LTX,
+        repo="Lightricks/LTX-Video",
+        sizes=_sizes((704, 480), square=512),
+        fps=24,
+        dim_multiple=32,
+        steps=50,
+        guidance=3.0,
+        price_per_second=0.04,
+        description="LTX-Video 2B, text- and image-to-video, fast; 480p at 24 fps.",
+    ),
+    # Tiny random-weight pipelines of the real architectures: they make noise, for tests and offline demos.
+    Preset(
+        name="tiny-wan2.1",
+        **_WAN,
+        i2v_pipeline=None,
+        repo="wan2.1",
+        sizes=_sizes((160, 96), square=96),
+        fps=16,
+        dim_multiple=16,
+        steps=4,
+        guidance=5.0,
+        shift=3.0,
+        price_per_second=0.01,
+        tiny=True,
+        description="Tiny random Wan 2.1 (test model: abstract noise, not a real model).",
+    ),
+    Preset(
+        name="tiny-wan2.2",
+        **_WAN,
+        i2v_pipeline="WanImageToVideoPipeline",
+        repo="wan2.2",
+        sizes=_sizes((160, 96), square=96),
+        fps=24,
+        dim_multiple=32,
+        steps=4,
+        guidance=5.0,
+        shift=5.0,
+        price_per_second=0.01,
+        tiny=True,
+        description="Tiny random Wan 2.2 TI2V (test model: abstract noise, not a real model).",
+    ),
+    Preset(
+        name="tiny-ltx",
+        **_LTX,
+        repo="ltx",
+        sizes=_sizes((160, 96), square=96),
+        fps=24,
+        dim_multiple=32,
+        steps=4,
+        guidance=3.0,
+        price_per_second=0.01,
+        tiny=True,
+        description="Tiny random LTX-Video (test model: abstract noise, not a real model).",
+    ),
+)
+
+DEFAULT_ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "tiny": "tiny-wan2.2",
+        "veo-2": "wan2.2-ti2v-5b",
+        "veo-2.0-generate-001": "wan2.2-ti2v-5b",
+        "veo-2.0-generate-exp": "wan2.2-ti2v-5b",
+        "sora-2": "wan2.2-ti2v-5b",
+        "sora-2-pro": "wan2.2-ti2v-5b",
+    }
+)
+
+
+class Catalog:
+    """Presets plus aliases; the one place a model name is resolved."""
+
+    def __init__(
+        self, presets: tuple[Preset, ...] = PRESETS, aliases: Mapping[str, str] | None = None
+    ) -> None:
+        self.presets = {p.name: p for p in presets}
+        merged = {**DEFAULT_ALIASES, **(aliases or {})}
+        for alias, target in merged.items():
+            if target not in self.presets and target not in merged:
+                raise ValueError(f"alias {alias!r} points at unknown model {target!r}")
+        self.aliases = merged
+
+    def resolve(self, name: str) -> Preset:
+        seen: set[str] = set()
+        while name in self.aliases and name not in seen:  # aliases may chain ("sora-2" → "tiny" → preset)
+            seen.add(name)
+            name = self.aliases[name]
+        try:
+            return self.presets[name]
+        except KeyError:
+            raise UnknownModel(name, self.names()) from None
+
+    def names(self) -> list[str]:
+        return [*self.presets, *sorted(self.aliases)]

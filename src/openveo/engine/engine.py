@@ -1,0 +1,188 @@
+"""One generation: a validated request in, decoded frames out, with progress, cancel and stage timings."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from openveo.config import Settings
+from openveo.engine.catalog import Catalog, Preset
+from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
+from openveo.service.requests import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]  # (steps done, steps in all)
+CancelFn = Callable[[], bool]
+
+
+class Canceled(Exception):
+    """Raised between denoising steps when the cancel check says so; nothing is returned or written."""
+
+
+@dataclass
+class Generation:
+    videos: list[np.ndarray]  # one (frames, height, width, 3) uint8 array per video
+    seeds: list[int]
+    preset: Preset
+    width: int
+    height: int
+    num_frames: int
+    fps: int
+    steps: int
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, summed over videos
+
+
+class Engine:
+    """Holds loaded pipelines resident (one per preset) and runs generations on them."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.device = resolve_device(settings.device)
+        self._loaded: dict[str, LoadedModel] = {}
+
+    def load(self, model: str) -> LoadedModel:
+        preset = self.catalog.resolve(model)
+        if preset.name not in self._loaded:
+            started = time.perf_counter()
+            self._loaded[preset.name] = load_model(
+                preset, self.settings.model_root, self.device, allow_download=self.settings.auto_download
+            )
+            log.info("loaded %s in %.1fs", preset.name, time.perf_counter() - started)
+        return self._loaded[preset.name]
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+    ) -> Generation:
+        model = self.load(request.model)
+        preset = model.preset
+        width, height = preset.size_for(request.aspect_ratio)
+        num_frames = preset.frames_for(request.duration_s)
+        steps = request.steps or preset.steps
+        guidance = preset.guidance if request.guidance is None else request.guidance
+        # A guidance override applies to both Wan 2.2 experts; otherwise each keeps its preset value.
+        guidance_2 = preset.guidance_2 if request.guidance is None or preset.guidance_2 is None else guidance
+        args = call_arguments(
+            preset,
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            width=width,
+            height=height,
+            num_frames=num_frames,
+            steps=steps,
+            guidance=guidance,
+            guidance_2=guidance_2,
+        )
+        pipe = model.text_to_video
+        if request.image is not None:
+            pipe = model.image_to_video
+            args["image"] = _fit_image(request.image, width, height)
+
+        total = steps * request.num_videos
+        clock = _StageClock(model)
+        seeds = [(request.seed + i) % (2**63) for i in range(request.num_videos)]
+        videos = []
+        for index, seed in enumerate(seeds):
+            if should_cancel and should_cancel():
+                raise Canceled()
+            done_before = index * steps
+
+            def on_step_end(_pipe, step, _t, tensors, done_before=done_before):
+                clock.step_ended()
+                if on_progress:
+                    on_progress(done_before + step + 1, total)
+                if should_cancel and should_cancel():
+                    raise Canceled()
+                return tensors
+
+            generator = torch.Generator("cpu").manual_seed(seed)  # CPU noise: the same on every device
+            with clock.run():
+                frames = pipe(**args, generator=generator, callback_on_step_end=on_step_end).frames[0]
+            videos.append(_to_uint8(frames))
+
+        return Generation(
+            videos=videos,
+            seeds=seeds,
+            preset=preset,
+            width=width,
+            height=height,
+            num_frames=num_frames,
+            fps=preset.fps,
+            steps=steps,
+            timings=clock.timings,
+        )
+
+
+def _fit_image(data: bytes, width: int, height: int) -> Image.Image:
+    """Center-crop to the video's aspect ratio, then resize with a high-quality filter."""
+    with Image.open(io.BytesIO(data)) as img:
+        rgb = ImageOps.exif_transpose(img).convert("RGB")
+    return ImageOps.fit(rgb, (width, height), method=Image.Resampling.LANCZOS)
+
+
+def _to_uint8(frames: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray((np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8))
+
+
+class _StageClock:
+    """Times text encoding, denoising and VAE decode inside a stock diffusers call, through module hooks.
+
+    Denoising runs from the first denoiser forward to the last step callback; whatever follows until the
+    call returns is the VAE decode. On CUDA each mark synchronises, so the numbers are real GPU time.
+    """
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.timings = {"text_encoding": 0.0, "denoising": 0.0, "vae_decode": 0.0}
+        self._cuda = model.device.type == "cuda"
+        self._text_started = 0.0
+        self._denoise_started: float | None = None
+        self._last_step = 0.0
+
+    def _now(self) -> float:
+        if self._cuda:
+            torch.cuda.synchronize(self.model.device)
+        return time.perf_counter()
+
+    def _text_pre(self, *_args) -> None:
+        self._text_started = self._now()
+
+    def _text_post(self, *_args) -> None:
+        self.timings["text_encoding"] += self._now() - self._text_started
+
+    def _denoiser_pre(self, *_args) -> None:
+        if self._denoise_started is None:
+            self._denoise_started = self._now()
+
+    def step_ended(self) -> None:
+        self._last_step = self._now()
+
+    @contextmanager
+    def run(self) -> Iterator[None]:
+        self._denoise_started = None
+        encoder = self.model.text_to_video.text_encoder
+        handles = [
+            encoder.register_forward_pre_hook(self._text_pre),
+            encoder.register_forward_hook(self._text_post),
+            *(m.register_forward_pre_hook(self._denoiser_pre) for m in self.model.denoisers),
+        ]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+        if self._denoise_started is not None:
+            self.timings["denoising"] += self._last_step - self._denoise_started
+            self.timings["vae_decode"] += self._now() - self._last_step

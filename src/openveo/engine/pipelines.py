@@ -1,0 +1,121 @@
+"""Load a preset's diffusers pipeline(s) once, and translate one generation into its call arguments."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import torch
+
+from openveo.engine.catalog import Preset
+from openveo.engine.tiny import ensure_tiny
+from openveo.engine.weights import ModelNotAvailable, local_dir, locate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A resident pipeline; the image-to-video one shares its modules (no second copy of weights)."""
+
+    preset: Preset
+    text_to_video: Any
+    image_to_video: Any | None
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def denoisers(self) -> list[torch.nn.Module]:
+        pipe = self.text_to_video
+        return [m for m in (getattr(pipe, "transformer", None), getattr(pipe, "transformer_2", None)) if m]
+
+
+def quiet_libraries(verbose: bool = False) -> None:
+    """diffusers and transformers log and draw progress bars on their own; keep the terminal ours."""
+    import transformers
+
+    level = logging.INFO if verbose else logging.ERROR
+    for library in (diffusers, transformers):
+        library.utils.logging.set_verbosity(level)
+        library.utils.logging.disable_progress_bar()
+
+
+def resolve_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+def load_model(
+    preset: Preset, models_root: Path, device: torch.device, *, allow_download: bool
+) -> LoadedModel:
+    """bf16 on GPU (the Wan VAE stays fp32, as its authors run it), fp32 on CPU."""
+    where = locate(preset, models_root)
+    if preset.tiny and not where.present:
+        ensure_tiny(preset.repo, Path(where.source))
+    elif not where.present and not allow_download:
+        raise ModelNotAvailable(preset, local_dir(preset, models_root), "weights not found")
+
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtypes: Any = dtype
+    if preset.family == "wan" and dtype != torch.float32:
+        dtypes = {"default": dtype, "vae": torch.float32}
+    pipeline_cls = getattr(diffusers, preset.pipeline)
+    log.info("loading %s from %s on %s (%s)", preset.name, where.source, device, dtype)
+    try:
+        pipe = pipeline_cls.from_pretrained(
+            where.source, dtype=dtypes, local_files_only=where.local or not allow_download
+        )
+    except OSError as exc:  # missing or partial files, or no network to fetch them
+        raise ModelNotAvailable(preset, local_dir(preset, models_root), str(exc).splitlines()[0]) from exc
+
+    if preset.shift is not None:
+        pipe.scheduler = _with_shift(pipe.scheduler, preset.shift)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    image_to_video = getattr(diffusers, preset.i2v_pipeline).from_pipe(pipe) if preset.i2v_pipeline else None
+    if image_to_video is not None:
+        image_to_video.set_progress_bar_config(disable=True)
+    return LoadedModel(preset, pipe, image_to_video, device, dtype)
+
+
+def _with_shift(scheduler: Any, shift: float) -> Any:
+    """Flow-matching schedulers spell the shift differently; set whichever this one has."""
+    config = scheduler.config
+    key = "flow_shift" if "flow_shift" in config else "shift" if "shift" in config else None
+    if key is None:
+        return scheduler
+    return type(scheduler).from_config(config, **{key: shift})
+
+
+def call_arguments(
+    preset: Preset,
+    *,
+    prompt: str,
+    negative_prompt: str | None,
+    width: int,
+    height: int,
+    num_frames: int,
+    steps: int,
+    guidance: float,
+    guidance_2: float | None,
+) -> dict[str, Any]:
+    args: dict[str, Any] = dict(
+        prompt=prompt,
+        negative_prompt=negative_prompt,
+        width=width,
+        height=height,
+        num_frames=num_frames,
+        num_inference_steps=steps,
+        guidance_scale=guidance,
+        output_type="np",
+        **preset.extra,
+    )
+    if preset.family == "ltx":
+        args["frame_rate"] = preset.fps  # LTX conditions its positional encoding on the frame rate
+    if guidance_2 is not None:
+        args["guidance_scale_2"] = guidance_2  # Wan 2.2 A14B: the low-noise expert's guidance
+    return args

@@ -1,0 +1,121 @@
+"""Frames → H.264 MP4 and a JPEG thumbnail, written atomically (temp file, then rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+import av
+import numpy as np
+from PIL import Image
+
+AI_GENERATED = "AI-generated"
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` that replaces it only if the block succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def video_metadata(model: str, seed: int) -> dict[str, str]:
+    """Tags every video carries: it is AI-generated, by which model and seed."""
+    return {
+        "comment": f"{AI_GENERATED} by openveo (model {model}, seed {seed})",
+        "ai_generated": "true",
+        "openveo_model": model,
+        "openveo_seed": str(seed),
+    }
+
+
+def write_mp4(
+    frames: np.ndarray, path: Path, fps: int, *, crf: int = 18, metadata: Mapping[str, str] | None = None
+) -> Path:
+    """H.264 yuv420p with the index at the front (fast start), so browsers play it while downloading.
+
+    The encode runs in a fresh child process. FFmpeg/x264 read some memory they never initialise
+    (seen on PyAV 18 / x264 164): in a long-lived process that memory holds whatever the model left,
+    and the same frames encode to different bytes. A fresh process starts from zeroed pages, so the
+    output is byte-for-byte reproducible; it also keeps the encoder off the GPU process's heap.
+    """
+    count, height, width, _ = frames.shape
+    job = {
+        "fps": fps,
+        "crf": crf,
+        "width": width,
+        "height": height,
+        "count": count,
+        "metadata": dict(metadata or {}),
+    }
+    with atomic_path(path) as tmp:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "openveo.engine.video", str(tmp), json.dumps(job)],
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            child.stdin.write(np.ascontiguousarray(frames, dtype=np.uint8).data)
+            child.stdin.close()
+        except BrokenPipeError:
+            pass  # the child failed early; its exit status and stderr say why
+        error = child.stderr.read().decode(errors="replace").strip()
+        if child.wait() != 0:
+            raise VideoEncodeError(
+                error.splitlines()[-1] if error else f"encoder exited with {child.returncode}"
+            )
+    return path
+
+
+class VideoEncodeError(RuntimeError):
+    """The encoder refused the frames; no file was written."""
+
+
+def _encode(target: str, job: dict, raw: BinaryIO) -> None:
+    width, height, fps = job["width"], job["height"], job["fps"]
+    frame_bytes = width * height * 3
+    options = {"movflags": "+faststart+use_metadata_tags"}
+    with av.open(target, mode="w", format="mp4", options=options) as container:
+        container.metadata.update(job["metadata"])
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(job["crf"]), "preset": "medium"}
+        time_base = Fraction(1, fps)
+        for index in range(job["count"]):
+            rgb = np.frombuffer(raw.read(frame_bytes), dtype=np.uint8).reshape(height, width, 3)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = index, time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def write_thumbnail(frames: np.ndarray, path: Path, *, quality: int = 85) -> Path:
+    """The middle frame: the first one of an image-to-video clip is just the input image."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(frames[len(frames) // 2]).save(tmp, format="JPEG", quality=quality)
+    return path
+
+
+if (
+    __name__ == "__main__"
+):  # the encoder child: python -m openveo.engine.video TARGET JOB_JSON < raw RGB frames
+    try:
+        _encode(sys.argv[1], json.loads(sys.argv[2]), sys.stdin.buffer)
+    except Exception as exc:
+        sys.exit(f"video encode failed: {exc}")

@@ -1,0 +1,1 @@
+"""Protocol-free core: requests, jobs, billing. Never imports torch or diffusers."""

@@ -1,0 +1,211 @@
+"""The one protocol-free generation request, and the validation every protocol goes through.
+
+Protocols parse their wire format into a plain dict with these field names and call
+`build_request`; an `InvalidRequest` names the field and the allowed values so each protocol can
+answer in its own error format (renaming the field to its own wire name).
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from openveo.engine.catalog import Catalog, Preset, UnknownModel
+
+MAX_NUM_VIDEOS = 4
+MAX_SEED = 2**63 - 1
+RANDOM_SEED = -1
+GUIDANCE_RANGE = (0.0, 30.0)
+MAX_NEGATIVE_PROMPT_CHARS = 32_000
+
+
+class InvalidRequest(ValueError):
+    """A field with a value the service cannot take; `problem` reads after the field's name."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(self.message())
+
+    def message(self, wire_name: str | None = None) -> str:
+        return f"{wire_name or self.field} {self.problem}"
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A validated, normalised request: `model` is a preset name and `seed` is always concrete."""
+
+    prompt: str
+    model: str
+    seed: int
+    duration_s: int = 5
+    aspect_ratio: str = "16:9"
+    negative_prompt: str | None = None
+    num_videos: int = 1
+    image: bytes | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    seed_was_random: bool = False
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_prompt_chars: int = 32_000
+    max_image_bytes: int = 20 * 1024 * 1024
+
+
+def build_request(fields: Mapping[str, Any], catalog: Catalog, limits: Limits) -> GenerationRequest:
+    """Validate raw fields (strings from forms are fine) against the limits and the model's preset."""
+    unknown = set(fields) - _FIELDS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidRequest(name, f"is not a known field; known fields: {', '.join(sorted(_FIELDS))}")
+
+    prompt = _text(fields.get("prompt"), "prompt", limits.max_prompt_chars, required=True)
+    negative = _text(fields.get("negative_prompt"), "negative_prompt", MAX_NEGATIVE_PROMPT_CHARS)
+    preset = _preset(fields.get("model"), catalog)
+
+    duration = _integer(fields.get("duration_s", preset.durations[0]), "duration_s")
+    if duration not in preset.durations:
+        raise InvalidRequest(
+            "duration_s", f"must be one of {_listing(preset.durations)} seconds; got {duration}"
+        )
+
+    aspect = fields.get("aspect_ratio") or "16:9"
+    if aspect not in preset.aspect_ratios:
+        raise InvalidRequest(
+            "aspect_ratio", f"must be one of {_listing(preset.aspect_ratios)}; got {aspect!r}"
+        )
+
+    num_videos = _integer(fields.get("num_videos", 1), "num_videos")
+    if not 1 <= num_videos <= MAX_NUM_VIDEOS:
+        raise InvalidRequest("num_videos", f"must be from 1 to {MAX_NUM_VIDEOS}; got {num_videos}")
+
+    seed, drawn = _seed(fields.get("seed"))
+    image = _image(fields.get("image"), preset, limits.max_image_bytes)
+    steps = _optional_int(fields.get("steps"), "steps", 1, preset.max_steps)
+    guidance = _optional_float(fields.get("guidance"), "guidance", *GUIDANCE_RANGE)
+
+    return GenerationRequest(
+        prompt=prompt,
+        model=preset.name,
+        seed=seed,
+        duration_s=duration,
+        aspect_ratio=aspect,
+        negative_prompt=negative,
+        num_videos=num_videos,
+        image=image,
+        steps=steps,
+        guidance=guidance,
+        seed_was_random=drawn,
+    )
+
+
+_FIELDS = {
+    "prompt",
+    "negative_prompt",
+    "model",
+    "seed",
+    "duration_s",
+    "aspect_ratio",
+    "num_videos",
+    "image",
+    "steps",
+    "guidance",
+}
+
+
+def _listing(values: tuple[Any, ...]) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def _text(value: Any, field: str, limit: int, *, required: bool = False) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip() and not required):
+        if required:
+            raise InvalidRequest(field, "is required and must be a non-empty string")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(field, "must be a non-empty string")
+    if len(value) > limit:
+        raise InvalidRequest(field, f"must be at most {limit} characters; got {len(value)}")
+    return value.strip()
+
+
+def _preset(value: Any, catalog: Catalog) -> Preset:
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest("model", f"is required; choose one of: {', '.join(catalog.names())}")
+    try:
+        return catalog.resolve(value)
+    except UnknownModel as exc:
+        raise InvalidRequest("model", f"must be one of: {', '.join(exc.known)}; got {value!r}") from None
+
+
+def _integer(value: Any, field: str) -> int:
+    """Ints, integral floats and numeric strings ("5", "5.0") — what forms and JSON clients send."""
+    if isinstance(value, bool):
+        raise InvalidRequest(field, f"must be an integer; got {value!r}")
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        raise InvalidRequest(field, f"must be an integer; got {value!r}") from None
+    if not number.is_integer():
+        raise InvalidRequest(field, f"must be an integer; got {value!r}")
+    return int(number)
+
+
+def _optional_int(value: Any, field: str, low: int, high: int) -> int | None:
+    if value is None or value == "":
+        return None
+    number = _integer(value, field)
+    if not low <= number <= high:
+        raise InvalidRequest(field, f"must be from {low} to {high}; got {number}")
+    return number
+
+
+def _optional_float(value: Any, field: str, low: float, high: float) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(field, f"must be a number from {low:g} to {high:g}; got {value!r}") from None
+    if not low <= number <= high:
+        raise InvalidRequest(field, f"must be a number from {low:g} to {high:g}; got {value!r}")
+    return number
+
+
+def _seed(value: Any) -> tuple[int, bool]:
+    """None or -1 draws a random seed, which the result reports so the video can be made again."""
+    if value is None or value == "":
+        return secrets.randbelow(2**32), True
+    seed = _integer(value, "seed")
+    if seed == RANDOM_SEED:
+        return secrets.randbelow(2**32), True
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidRequest("seed", f"must be -1 (random) or an integer from 0 to {MAX_SEED}; got {seed}")
+    return seed, False
+
+
+def _image(value: Any, preset: Preset, max_bytes: int) -> bytes | None:
+    if value is None or value == b"":
+        return None
+    if not preset.supports_image:
+        image_models = "a model that supports image-to-video"
+        raise InvalidRequest("image", f"is not supported by {preset.name}; use {image_models}")
+    if not isinstance(value, bytes):
+        raise InvalidRequest("image", "must be the bytes of a PNG, JPEG or WebP image")
+    if len(value) > max_bytes:
+        raise InvalidRequest("image", f"must be at most {max_bytes} bytes; got {len(value)}")
+    try:
+        with Image.open(io.BytesIO(value)) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InvalidRequest("image", "is not a readable image; send a PNG, JPEG or WebP file") from None
+    return value

@@ -1,0 +1,76 @@
+"""Every preset obeys its architecture's rules: checked from the catalog alone, without weights."""
+
+from __future__ import annotations
+
+import diffusers
+import pytest
+
+from openveo.engine.catalog import PRESETS, Catalog, UnknownModel
+
+REQUIRED = {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-ti2v-5b", "wan2.2-t2v-a14b", "ltx-video"}
+FAMILY_FRAME_MULTIPLE = {"wan": 4, "ltx": 8}  # VAE temporal compression: Wan 4x, LTX 8x
+# Spatial stride (VAE x patch) per architecture: Wan 2.1 8x2, Wan 2.2 TI2V 16x2, LTX 32x1.
+DIM_MULTIPLE = {
+    "wan2.1-t2v-1.3b": 16,
+    "wan2.1-t2v-14b": 16,
+    "wan2.2-t2v-a14b": 16,
+    "wan2.2-ti2v-5b": 32,
+    "ltx-video": 32,
+    "tiny-wan2.1": 16,
+    "tiny-wan2.2": 32,
+    "tiny-ltx": 32,
+}
+
+
+def test_required_presets_exist():
+    assert {p.name for p in PRESETS} >= REQUIRED
+    assert {"tiny-wan2.1", "tiny-wan2.2", "tiny-ltx"} <= {p.name for p in PRESETS}
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.name)
+def test_frames_sizes_and_fps_follow_the_model(preset):
+    assert preset.frame_multiple == FAMILY_FRAME_MULTIPLE[preset.family]
+    assert preset.dim_multiple == DIM_MULTIPLE[preset.name]
+    for duration in preset.durations:
+        frames = preset.frames_for(duration)
+        assert frames % preset.frame_multiple == 1
+        assert abs(frames - duration * preset.fps) <= 1  # within one frame of the requested duration
+    for aspect, (width, height) in preset.sizes.items():
+        assert width % preset.dim_multiple == 0 and height % preset.dim_multiple == 0
+        assert (
+            (width > height)
+            if aspect == "16:9"
+            else (width < height)
+            if aspect == "9:16"
+            else width == height
+        )
+    assert {"16:9", "9:16"} <= set(preset.aspect_ratios)
+    assert getattr(diffusers, preset.pipeline)
+    if preset.i2v_pipeline:
+        assert getattr(diffusers, preset.i2v_pipeline)
+    assert preset.price_per_second > 0 and 1 <= preset.steps <= preset.max_steps
+
+
+def test_published_defaults():
+    catalog = Catalog()
+    assert catalog.resolve("wan2.1-t2v-1.3b").frames_for(5) == 81  # Wan's 81 frames at 16 fps
+    assert catalog.resolve("wan2.2-ti2v-5b").frames_for(5) == 121  # 121 frames at 24 fps
+    assert catalog.resolve("wan2.2-ti2v-5b").size_for("16:9") == (1280, 704)
+    assert catalog.resolve("ltx-video").frames_for(8) == 193
+    assert catalog.resolve("wan2.2-t2v-a14b").guidance_2 is not None
+
+
+def test_aliases_resolve_and_are_configurable():
+    assert Catalog().resolve("veo-2").name == "wan2.2-ti2v-5b"
+    assert Catalog().resolve("tiny").name == "tiny-wan2.2"
+    custom = Catalog(aliases={"veo-2": "ltx-video", "house": "veo-2"})
+    assert custom.resolve("veo-2").name == "ltx-video" and custom.resolve("house").name == "ltx-video"
+    with pytest.raises(ValueError, match="unknown model"):
+        Catalog(aliases={"veo-2": "nonexistent"})
+    with pytest.raises(UnknownModel):
+        Catalog().resolve("veo-3")
+
+
+def test_cost_scales_with_seconds_and_videos():
+    preset = Catalog().resolve("wan2.1-t2v-1.3b")
+    assert preset.cost(8, 2) == pytest.approx(preset.price_per_second * 16)

@@ -1,0 +1,113 @@
+"""Real generations on the tiny models (real diffusers architectures, random weights), decoded back."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from openveo.engine.engine import Canceled
+from openveo.engine.video import video_metadata, write_mp4
+from openveo.service.requests import Limits, build_request
+from tests.conftest import TINY_PRESETS
+from tests.helpers import decode, png_bytes
+
+
+def request(catalog, **fields):
+    return build_request(
+        {"prompt": "a red panda riding a skateboard", "seed": 965002, **fields}, catalog, Limits()
+    )
+
+
+def render(engine, catalog, path, **fields):
+    req = request(catalog, **fields)
+    result = engine.generate(req)
+    write_mp4(result.videos[0], path, result.fps, metadata=video_metadata(req.model, result.seeds[0]))
+    return result
+
+
+@pytest.mark.parametrize("model", TINY_PRESETS)
+@pytest.mark.parametrize("duration", [5, 6, 7, 8])
+@pytest.mark.parametrize("aspect", ["16:9", "9:16"])
+def test_every_tiny_preset_duration_and_orientation(engine, catalog, tmp_path, model, duration, aspect):
+    preset = catalog.resolve(model)
+    path = tmp_path / "out.mp4"
+    result = render(engine, catalog, path, model=model, duration_s=duration, aspect_ratio=aspect)
+    video = decode(path)
+    assert (video["codec"], video["pix_fmt"]) == ("h264", "yuv420p")
+    assert video["fps"] == preset.fps
+    assert len(video["frames"]) == preset.frames_for(duration) == result.num_frames
+    assert (video["width"] > video["height"]) if aspect == "16:9" else (video["width"] < video["height"])
+    assert (video["width"], video["height"]) == preset.size_for(aspect)
+    assert abs(video["duration"] - duration) <= 1 / preset.fps + 1e-6
+    assert video["metadata"]["ai_generated"] == "true" and video["metadata"]["openveo_model"] == model
+
+
+def test_same_seed_same_bytes_other_seed_other_frames(engine, catalog, tmp_path):
+    render(engine, catalog, tmp_path / "a.mp4", model="tiny")
+    render(engine, catalog, tmp_path / "b.mp4", model="tiny")
+    render(engine, catalog, tmp_path / "c.mp4", model="tiny", seed=7)
+    digest = {
+        name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        for name in ("a.mp4", "b.mp4", "c.mp4")
+    }
+    assert digest["a.mp4"] == digest["b.mp4"]
+    a, c = decode(tmp_path / "a.mp4")["frames"], decode(tmp_path / "c.mp4")["frames"]
+    assert np.abs(a.astype(int) - c.astype(int)).mean() > 1.0
+
+
+def test_random_seed_is_reported_and_reproduces(engine, catalog):
+    req = request(catalog, model="tiny-ltx", seed=-1)
+    assert req.seed_was_random
+    first = engine.generate(req)
+    again = engine.generate(request(catalog, model="tiny-ltx", seed=first.seeds[0]))
+    assert first.seeds == [req.seed] and np.array_equal(first.videos[0], again.videos[0])
+
+
+def test_several_videos_use_consecutive_seeds(engine, catalog):
+    result = engine.generate(request(catalog, model="tiny-ltx", num_videos=2, seed=10))
+    single = engine.generate(request(catalog, model="tiny-ltx", seed=11))
+    assert result.seeds == [10, 11] and len(result.videos) == 2
+    assert not np.array_equal(result.videos[0], result.videos[1])
+    assert np.array_equal(result.videos[1], single.videos[0])
+
+
+def test_progress_every_step_and_stage_timings(engine, catalog):
+    seen = []
+    result = engine.generate(
+        request(catalog, model="tiny", steps=5, num_videos=2), on_progress=lambda *p: seen.append(p)
+    )
+    assert seen == [(i, 10) for i in range(1, 11)]
+    assert set(result.timings) == {"text_encoding", "denoising", "vae_decode"}
+    assert all(seconds > 0 for seconds in result.timings.values())
+
+
+@pytest.mark.parametrize("model", TINY_PRESETS)
+def test_cancel_stops_within_one_step(engine, catalog, model):
+    steps_run = []
+
+    def progress(done, _total):
+        steps_run.append(done)
+
+    with pytest.raises(Canceled):
+        engine.generate(
+            request(catalog, model=model, steps=8),
+            on_progress=progress,
+            should_cancel=lambda: len(steps_run) >= 3,
+        )
+    assert steps_run == [1, 2, 3]  # asked to stop after step 3: no fourth step ran
+
+
+@pytest.mark.parametrize("model", ["tiny-wan2.2", "tiny-ltx"])
+def test_image_to_video(engine, catalog, model):
+    text_only = engine.generate(request(catalog, model=model))
+    with_image = engine.generate(request(catalog, model=model, image=png_bytes(seed=1)))
+    other_image = engine.generate(request(catalog, model=model, image=png_bytes(seed=2, width=80, height=80)))
+    assert with_image.videos[0].shape == text_only.videos[0].shape
+    assert not np.array_equal(with_image.videos[0], text_only.videos[0])
+    assert not np.array_equal(with_image.videos[0], other_image.videos[0])
+
+
+def test_models_stay_resident(engine, catalog):
+    assert engine.load("tiny") is engine.load("tiny-wan2.2")

@@ -1,0 +1,62 @@
+"""Helpers shared by tests: real inputs and the real command line."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+
+def png_bytes(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
+    """A real, varied test image (gradient plus a seeded pattern), PNG-encoded."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None, None]
+    pixels = np.concatenate(
+        [
+            np.broadcast_to(x, (height, width, 1)),
+            np.broadcast_to(y, (height, width, 1)),
+            rng.integers(0, 256, (height, width, 1)).astype(np.float32),
+        ],
+        axis=2,
+    )
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """The real `openveo` command in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "openveo.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+def decode(path: Path) -> dict:
+    """Decode every frame of an MP4 with PyAV: what a player would see."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        return {
+            "codec": stream.codec_context.name,
+            "pix_fmt": stream.codec_context.pix_fmt,
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+            "fps": float(stream.average_rate),
+            "frames": np.stack(frames),
+            "duration": float(container.duration / av.time_base),
+            "metadata": dict(container.metadata),
+        }

@@ -1,0 +1,116 @@
+"""GenerationRequest validation: every bad input names its field and the allowed values."""
+
+from __future__ import annotations
+
+import pytest
+
+from openveo.engine.catalog import Catalog
+from openveo.service.requests import InvalidRequest, Limits, build_request
+from tests.helpers import png_bytes
+
+LIMITS = Limits(max_prompt_chars=100, max_image_bytes=50_000)
+
+
+def build(**fields):
+    return build_request({"prompt": "a red panda", "model": "tiny", **fields}, Catalog(), LIMITS)
+
+
+def rejected(**fields) -> InvalidRequest:
+    with pytest.raises(InvalidRequest) as caught:
+        build(**fields)
+    return caught.value
+
+
+def test_defaults_and_normalisation():
+    request = build(duration_s="6", seed="42", num_videos="2", aspect_ratio="9:16", steps="3", guidance="4.5")
+    assert request.model == "tiny-wan2.2"  # alias resolved to the preset
+    assert (request.duration_s, request.seed, request.num_videos, request.aspect_ratio) == (6, 42, 2, "9:16")
+    assert (request.steps, request.guidance, request.seed_was_random) == (3, 4.5, False)
+    assert build().duration_s == 5 and build().aspect_ratio == "16:9"
+
+
+@pytest.mark.parametrize("value", [4, 9, "abc", "5.5", True])
+def test_bad_duration(value):
+    error = rejected(duration_s=value)
+    assert error.field == "duration_s"
+    assert ("5, 6, 7, 8" in error.message()) or ("integer" in error.message())
+
+
+def test_duration_message_lists_allowed_values():
+    assert "must be one of 5, 6, 7, 8 seconds; got 9" in rejected(duration_s=9).message()
+    assert rejected(duration_s=4).message("duration").startswith("duration must be one of 5, 6, 7, 8")
+
+
+def test_bad_aspect_ratio():
+    error = rejected(aspect_ratio="4:3")
+    assert error.field == "aspect_ratio" and "16:9, 9:16" in error.message() and "'4:3'" in error.message()
+
+
+def test_square_only_where_the_model_has_it():
+    assert build(aspect_ratio="1:1").aspect_ratio == "1:1"  # tiny has a 1:1 size
+    with pytest.raises(InvalidRequest) as caught:  # the 5B Wan has no native square size
+        build_request({"prompt": "x", "model": "wan2.2-ti2v-5b", "aspect_ratio": "1:1"}, Catalog(), LIMITS)
+    assert "16:9, 9:16" in caught.value.message()
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", None, 12])
+def test_empty_or_missing_prompt(prompt):
+    with pytest.raises(InvalidRequest) as caught:
+        build_request({"prompt": prompt, "model": "tiny"}, Catalog(), LIMITS)
+    assert caught.value.field == "prompt" and "non-empty" in caught.value.message()
+
+
+def test_overlong_prompt():
+    error = rejected(prompt="x" * 101)
+    assert error.field == "prompt" and "at most 100 characters; got 101" in error.message()
+
+
+@pytest.mark.parametrize("count", [0, 5, "many"])
+def test_bad_num_videos(count):
+    error = rejected(num_videos=count)
+    assert error.field == "num_videos"
+    assert "1 to 4" in error.message() or "integer" in error.message()
+
+
+@pytest.mark.parametrize("seed", [None, -1, "-1", ""])
+def test_random_seed_is_drawn_and_marked(seed):
+    request = build(seed=seed)
+    assert request.seed_was_random and 0 <= request.seed < 2**32
+
+
+def test_drawn_seeds_differ():
+    assert len({build(seed=-1).seed for _ in range(8)}) > 1
+
+
+@pytest.mark.parametrize("seed", [-2, 2**63, "x"])
+def test_bad_seed(seed):
+    error = rejected(seed=seed)
+    assert error.field == "seed" and ("-1 (random)" in error.message() or "integer" in error.message())
+
+
+def test_unknown_model_lists_choices():
+    error = rejected(model="veo-3")
+    assert error.field == "model" and "tiny-wan2.2" in error.message() and "veo-2" in error.message()
+
+
+def test_unknown_field():
+    assert rejected(durationSeconds=5).field == "durationSeconds"
+
+
+def test_steps_and_guidance_bounds():
+    assert "1 to 100" in rejected(steps=0).message()
+    assert rejected(guidance=-1).field == "guidance"
+    assert "number from 0 to 30" in rejected(guidance="lots").message()
+
+
+def test_image_is_checked():
+    assert build(image=png_bytes()).image is not None
+    error = rejected(image=b"definitely not an image")
+    assert error.field == "image" and "PNG, JPEG or WebP" in error.message()
+    too_big = rejected(image=png_bytes(400, 400))
+    assert "at most 50000 bytes" in too_big.message()
+
+
+def test_image_on_a_text_only_model():
+    error = rejected(model="tiny-wan2.1", image=png_bytes())
+    assert error.field == "image" and "not supported by tiny-wan2.1" in error.message()
