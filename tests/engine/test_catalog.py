@@ -74,3 +74,16 @@ def test_aliases_resolve_and_are_configurable():
 def test_cost_scales_with_seconds_and_videos():
     preset = Catalog().resolve("wan2.1-t2v-1.3b")
     assert preset.cost(8, 2) == pytest.approx(preset.price_per_second * 16)
+
+
+def test_call_arguments_follow_the_family():
+    from openveo.engine.pipelines import call_arguments
+
+    catalog = Catalog()
+    common = dict(
+        prompt="p", negative_prompt=None, width=1280, height=720, num_frames=81, steps=40, guidance=4.0
+    )
+    a14b = call_arguments(catalog.resolve("wan2.2-t2v-a14b"), **common, guidance_2=3.0)
+    assert a14b["guidance_scale_2"] == 3.0 and "frame_rate" not in a14b
+    ltx = call_arguments(catalog.resolve("ltx-video"), **common, guidance_2=None)
+    assert ltx["frame_rate"] == 24 and "guidance_scale_2" not in ltx

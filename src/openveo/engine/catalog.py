@@ -8,7 +8,7 @@ Wan packs 4 frames per latent (4k+1 frames), LTX packs 8 (8k+1).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 DEFAULT_DURATIONS = (5, 6, 7, 8)
@@ -43,7 +43,6 @@ class Preset:
     max_steps: int = 100
     tiny: bool = False
     description: str = ""
-    extra: Mapping[str, object] = field(default_factory=dict)  # extra pipeline call arguments
 
     @property
     def aspect_ratios(self) -> tuple[str, ...]:

@@ -112,7 +112,6 @@ def call_arguments(
         num_inference_steps=steps,
         guidance_scale=guidance,
         output_type="np",
-        **preset.extra,
     )
     if preset.family == "ltx":
         args["frame_rate"] = preset.fps  # LTX conditions its positional encoding on the frame rate
