@@ -114,3 +114,8 @@ def test_image_is_checked():
 def test_image_on_a_text_only_model():
     error = rejected(model="tiny-wan2.1", image=png_bytes())
     assert error.field == "image" and "not supported by tiny-wan2.1" in error.message()
+
+
+def test_image_error_names_the_models_that_take_images():
+    message = rejected(model="wan2.1-t2v-1.3b", image=png_bytes()).message()
+    assert "wan2.2-ti2v-5b" in message and "ltx-video" in message and "wan2.1-t2v-14b" not in message

@@ -87,7 +87,7 @@ def build_request(fields: Mapping[str, Any], catalog: Catalog, limits: Limits) -
         raise InvalidRequest("num_videos", f"must be from 1 to {MAX_NUM_VIDEOS}; got {num_videos}")
 
     seed, drawn = _seed(fields.get("seed"))
-    image = _image(fields.get("image"), preset, limits.max_image_bytes)
+    image = _image(fields.get("image"), preset, catalog, limits.max_image_bytes)
     steps = _optional_int(fields.get("steps"), "steps", 1, preset.max_steps)
     guidance = _optional_float(fields.get("guidance"), "guidance", *GUIDANCE_RANGE)
 
@@ -193,12 +193,14 @@ def _seed(value: Any) -> tuple[int, bool]:
     return seed, False
 
 
-def _image(value: Any, preset: Preset, max_bytes: int) -> bytes | None:
+def _image(value: Any, preset: Preset, catalog: Catalog, max_bytes: int) -> bytes | None:
     if value is None or value == b"":
         return None
     if not preset.supports_image:
-        image_models = "a model that supports image-to-video"
-        raise InvalidRequest("image", f"is not supported by {preset.name}; use {image_models}")
+        image_models = ", ".join(p.name for p in catalog.presets.values() if p.supports_image)
+        raise InvalidRequest(
+            "image", f"is not supported by {preset.name}; image-to-video models: {image_models}"
+        )
     if not isinstance(value, bytes):
         raise InvalidRequest("image", "must be the bytes of a PNG, JPEG or WebP image")
     if len(value) > max_bytes:
