@@ -34,3 +34,48 @@ def engine(settings: Settings, catalog: Catalog):
 
     quiet_libraries()
     return Engine(settings, catalog)
+
+
+POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_database(name: str):
+    """Create a fresh PostgreSQL database for one test; yields its URL, drops it afterwards."""
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    try:
+        admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI but not reachable: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """A migrated, empty database of each kind the service supports."""
+    import secrets
+
+    from openveo.store.db import Database
+
+    if request.param == "sqlite":
+        db = Database(f"sqlite:///{tmp_path / 'openveo.db'}")
+        db.upgrade()
+        yield db
+        db.dispose()
+        return
+    for url in _postgres_database(f"openveo_test_{secrets.token_hex(4)}"):
+        db = Database(url)
+        db.upgrade()
+        yield db
+        db.dispose()

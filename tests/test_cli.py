@@ -170,3 +170,37 @@ def test_engine_imports_no_web_or_sql_code():
 def test_request_model_and_catalog_import_no_torch():
     loaded = _imports_after("openveo.service.requests, openveo.engine.catalog, openveo.engine.weights")
     assert not {"torch", "diffusers"} & loaded
+
+
+def test_api_and_service_layers_import_no_torch():
+    loaded = _imports_after("openveo.api.app, openveo.serve, openveo.service.jobs, openveo.store.db")
+    assert "fastapi" in loaded and "sqlalchemy" in loaded  # the probe sees the real imports
+    assert not {"torch", "diffusers", "transformers"} & loaded
+
+
+def test_keys_and_credits_commands(env):
+    created = run_cli("keys", "create", "--name", "alice", "--credits", "2.5", env=env)
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("ov-")
+    assert "alice" in created.stderr and "2.5" in created.stderr
+
+    listed = run_cli("keys", "list", env={**env, "COLUMNS": "200"})
+    assert "alice" in listed.stdout and "active" in listed.stdout and secret not in listed.stdout
+
+    assert run_cli("credits", "add", secret, "1.25", env=env).stdout.strip() == "3.75"
+    assert run_cli("credits", "show", secret[:10], env=env).stdout.strip() == "3.75"
+    too_much = run_cli("credits", "add", "1", "--", "-10", env=env)
+    assert too_much.returncode != 0 and "insufficient credits" in too_much.stderr
+    assert run_cli("credits", "show", "1", env=env).stdout.strip() == "3.75"
+
+    assert run_cli("keys", "revoke", secret, env=env).returncode == 0
+    assert "revoked" in run_cli("keys", "list", env={**env, "COLUMNS": "200"}).stdout
+    unknown = run_cli("credits", "show", "ov-nope", env=env)
+    assert unknown.returncode != 0 and "no key matches" in unknown.stderr
+
+
+def test_serve_and_worker_help_explain_themselves():
+    for command in ("serve", "worker"):
+        result = run_cli(command, "--help", env={"COLUMNS": "200"})
+        assert result.returncode == 0 and "--model" in result.stdout and "--data-dir" in result.stdout

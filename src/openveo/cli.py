@@ -25,6 +25,12 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List and download the models openveo can run.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+credits_app = typer.Typer(help="Add credits to a key and show its balance.", no_args_is_help=True)
+app.add_typer(credits_app, name="credits")
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 out = Console()
 err = Console(stderr=True)
@@ -57,7 +63,7 @@ def _settings(data_dir: Path | None, **overrides: object) -> Settings:
 
 
 def _catalog(settings: Settings) -> Catalog:
-    return Catalog(aliases=settings.aliases)
+    return settings.catalog()
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -287,6 +293,187 @@ def models_download(
     except Exception as exc:  # network, auth, disk: say which, in one line
         raise _fail(f"download of {preset.repo} failed: {str(exc).splitlines()[0]}", code=3) from None
     out.print(f"{preset.name} ready at {path}", highlight=False)
+
+
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        envvar="OPENVEO_MODEL",
+        help="Model the workers load; protocol names (veo-2, ...) point at it. `tiny` runs offline.",
+    ),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="OPENVEO_DATABASE_URL", help="Default: SQLite in the data dir."),
+]
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(envvar="OPENVEO_HOST", help="Listen address (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(envvar="OPENVEO_PORT", help="Listen port (default 8000).")
+    ] = None,
+    model: Model = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            envvar="OPENVEO_WORKERS",
+            min=0,
+            help="Worker processes (default: one per GPU, else one; 0: API only).",
+        ),
+    ] = None,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run the API server (Segmind, native job API) and its workers. Stop with Ctrl-C: running jobs go back
+    to the queue and run after the next start."""
+    from openveo import serve as serving
+
+    _setup_logging(True)
+    settings = _settings(
+        data_dir, host=host, port=port, model=model, workers=workers, database_url=database_url
+    )
+    _check_model(settings)
+    serving.run(settings, settings.workers)
+
+
+@app.command()
+def worker(
+    model: Model = None,
+    database_url: DatabaseUrl = None,
+    device: Annotated[
+        str | None, typer.Option(envvar="OPENVEO_DEVICE", help="auto, cuda, cuda:N or cpu.")
+    ] = None,
+    migrate: Annotated[bool, typer.Option(help="Apply database migrations first.")] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Run one worker: load the model once, then claim and run queued jobs one at a time.
+    SIGTERM finishes the current job and exits; Ctrl-C gives it back to the queue at once."""
+    from openveo.engine.weights import ModelNotAvailable
+    from openveo.worker.main import run_worker
+
+    _setup_logging(True)
+    settings = _settings(data_dir, model=model, database_url=database_url, device=device)
+    _check_model(settings)
+    try:
+        run_worker(settings, migrate=migrate)
+    except ModelNotAvailable as exc:
+        raise _fail(str(exc), code=3) from None
+
+
+def _check_model(settings: Settings) -> None:
+    try:
+        settings.catalog()
+    except (ValueError, LookupError) as exc:
+        raise _fail(f"--model: {exc}") from None
+
+
+def _database(settings: Settings):
+    from openveo.store.db import Database
+
+    db = Database(settings.db_url)
+    db.upgrade()
+    return db
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    credits: Annotated[float, typer.Option(min=0, help="Starting balance.")] = 0.0,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Make a key. Its secret is printed once, as the last line of stdout; only a hash is stored."""
+    from openveo.service.keys import create_key
+
+    key, secret = create_key(_database(_settings(data_dir, database_url=database_url)), name, credits)
+    err.print(
+        f"key {key.id} ({key.name}) with {key.credits:g} credits; store the secret now:", highlight=False
+    )
+    out.print(secret, highlight=False, soft_wrap=True)
+
+
+@keys_app.command("list")
+def keys_list(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Every key: id, name, prefix, balance, created, revoked."""
+    from openveo.service.keys import list_keys
+
+    table = Table("id", "name", "prefix", "credits", "created", "status")
+    for key in list_keys(_database(_settings(data_dir, database_url=database_url))):
+        status = "revoked " + _when(key.revoked_at) if key.revoked_at else "active"
+        table.add_row(
+            str(key.id), key.name, key.prefix + "…", f"{key.credits:g}", _when(key.created_at), status
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key itself, its id or its prefix.")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a key: it is refused from now on. Its history stays."""
+    from openveo.service.keys import KeyNotFound, revoke_key
+
+    try:
+        revoked = revoke_key(_database(_settings(data_dir, database_url=database_url)), key)
+    except KeyNotFound as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"revoked key {revoked.id} ({revoked.name})", highlight=False)
+
+
+@credits_app.command("add")
+def credits_add(
+    key: Annotated[str, typer.Argument(help="The key itself, its id or its prefix.")],
+    amount: Annotated[
+        float,
+        typer.Argument(help="Credits to add; to take some away: `credits add KEY -- -5` (never below 0)."),
+    ],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Add credits to a key; prints the new balance."""
+    from openveo.service.billing import InsufficientCredits
+    from openveo.service.keys import KeyNotFound, add_credits
+
+    try:
+        updated = add_credits(_database(_settings(data_dir, database_url=database_url)), key, amount)
+    except (KeyNotFound, InsufficientCredits) as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"{updated.credits:g}", highlight=False)
+
+
+@credits_app.command("show")
+def credits_show(
+    key: Annotated[str, typer.Argument(help="The key itself, its id or its prefix.")],
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Print a key's balance."""
+    from openveo.service.keys import KeyNotFound, show_key
+
+    try:
+        shown = show_key(_database(_settings(data_dir, database_url=database_url)), key)
+    except KeyNotFound as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"{shown.credits:g}", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
+    """Apply migrations up to the newest (serve and worker do this at start too)."""
+    settings = _settings(data_dir, database_url=database_url)
+    _database(settings).dispose()
+    out.print(f"database at {settings.db_url} is up to date", highlight=False)
+
+
+def _when(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
 
 
 def main() -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from openveo.engine.catalog import Catalog
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".openveo"
@@ -37,6 +39,52 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     video_crf: int = Field(default=18, ge=0, le=51, description="x264 quality: lower is better and larger.")
 
+    # Service
+    host: str = Field(default="127.0.0.1", description="Address the API server listens on.")
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach this server at (default: from the request's Host and "
+        "X-Forwarded-* headers). Absolute result URLs start with it.",
+    )
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL (default: sqlite in DATA_DIR/openveo.db)."
+    )
+    workers: int | None = Field(
+        default=None, ge=0, description="Worker processes `serve` spawns (default: one per GPU, else one)."
+    )
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="Largest request body.")
+    retention_s: int = Field(default=3600, ge=1, description="How long results stay downloadable.")
+    queue_timeout_s: int = Field(
+        default=24 * 3600, ge=1, description="A job still queued after this long expires (refunded)."
+    )
+    lease_s: float = Field(default=30.0, gt=0, description="A worker's claim on a job lasts this long.")
+    max_attempts: int = Field(default=3, ge=1, description="Runs of a job before it fails for good.")
+    rate_limit_per_minute: int = Field(
+        default=120, ge=0, description="Generation requests per key per minute (0: no limit)."
+    )
+    initial_credits: float = Field(
+        default=100.0, ge=0, description="Credits of the key `serve` makes when there is none."
+    )
+    webhook_retry_s: float = Field(
+        default=5.0, gt=0, description="First webhook retry delay; later ones grow to an hour."
+    )
+    allow_image_urls: bool = Field(
+        default=True, description="Fetch http(s) image URLs given as image-to-video input."
+    )
+
     @property
     def model_root(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    def catalog(self) -> Catalog:
+        """Presets plus aliases, with the protocol names (veo-2, sora-2, ...) pointing at `model`."""
+        return Catalog(aliases=self.aliases, default_model=self.model)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'openveo.db'}"
+
+    @property
+    def blob_root(self) -> Path:
+        return self.data_dir / "results"

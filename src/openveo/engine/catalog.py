@@ -191,15 +191,11 @@ PRESETS: tuple[Preset, ...] = (
     ),
 )
 
+# The model names the wire protocols use; each points at the served model unless configured otherwise.
+PROTOCOL_MODELS = ("veo-2", "veo-2.0-generate-001", "veo-2.0-generate-exp", "sora-2", "sora-2-pro")
+DEFAULT_MODEL = "wan2.2-ti2v-5b"
 DEFAULT_ALIASES: Mapping[str, str] = MappingProxyType(
-    {
-        "tiny": "tiny-wan2.2",
-        "veo-2": "wan2.2-ti2v-5b",
-        "veo-2.0-generate-001": "wan2.2-ti2v-5b",
-        "veo-2.0-generate-exp": "wan2.2-ti2v-5b",
-        "sora-2": "wan2.2-ti2v-5b",
-        "sora-2-pro": "wan2.2-ti2v-5b",
-    }
+    {"tiny": "tiny-wan2.2", **dict.fromkeys(PROTOCOL_MODELS, DEFAULT_MODEL)}
 )
 
 
@@ -207,14 +203,18 @@ class Catalog:
     """Presets plus aliases; the one place a model name is resolved."""
 
     def __init__(
-        self, presets: tuple[Preset, ...] = PRESETS, aliases: Mapping[str, str] | None = None
+        self,
+        presets: tuple[Preset, ...] = PRESETS,
+        aliases: Mapping[str, str] | None = None,
+        default_model: str = DEFAULT_MODEL,
     ) -> None:
         self.presets = {p.name: p for p in presets}
-        merged = {**DEFAULT_ALIASES, **(aliases or {})}
+        merged = {**DEFAULT_ALIASES, **dict.fromkeys(PROTOCOL_MODELS, default_model), **(aliases or {})}
         for alias, target in merged.items():
             if target not in self.presets and target not in merged:
                 raise ValueError(f"alias {alias!r} points at unknown model {target!r}")
         self.aliases = merged
+        self.default = self.resolve(default_model)
 
     def resolve(self, name: str) -> Preset:
         seen: set[str] = set()

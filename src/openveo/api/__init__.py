@@ -1,0 +1,1 @@
+"""Wire formats only: each protocol parses its requests into the shared core and renders answers back."""

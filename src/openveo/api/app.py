@@ -1,0 +1,89 @@
+"""The FastAPI application. It imports no torch: generation happens in worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from openveo import __version__
+from openveo.api import errors, files, jobs, segmind
+from openveo.api.auth import RateLimiter
+from openveo.api.state import ApiState
+from openveo.api.watch import JobWatcher
+from openveo.config import Settings
+from openveo.service.runtime import Runtime, open_runtime
+from openveo.service.webhooks import Dispatcher, key_secret
+
+log = logging.getLogger("openveo.api")
+
+HOUSEKEEPING_S = 5.0
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or open_runtime(settings)
+        watcher = JobWatcher(rt.jobs, rt.run_dir)
+        watcher.start()
+        app.state.openveo = ApiState(rt, watcher, RateLimiter(settings.rate_limit_per_minute))
+        state = app.state.openveo
+        tasks = [asyncio.create_task(_housekeeping(rt)), asyncio.create_task(_deliver_webhooks(state))]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            watcher.stop()
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(
+        title="openveo",
+        version=__version__,
+        description="Self-hosted, open-model video generation behind the Veo 2 APIs.",
+        lifespan=lifespan,
+    )
+    errors.install(app, errors.ErrorFormats())
+    app.include_router(jobs.router)  # before segmind: /v1/jobs is not a model slug
+    app.include_router(files.router)
+    app.include_router(segmind.router)
+    return app
+
+
+async def _deliver_webhooks(state: ApiState) -> None:
+    """Send due webhook deliveries; woken by job changes, and every second for retries."""
+    runtime = state.runtime
+    dispatcher = Dispatcher(
+        runtime.db,
+        render=lambda job_id: jobs.job_json(state, *_job_with_base(runtime, job_id)),
+        secret_for=lambda job_id: key_secret(runtime.secret, runtime.jobs.get(job_id).key_id),
+        first_retry_s=runtime.settings.webhook_retry_s,
+    )
+    while True:
+        try:
+            while await run_in_threadpool(dispatcher.run_due):
+                pass
+        except Exception:
+            log.exception("webhook delivery failed; will retry")
+        await state.watcher.next_change(timeout=1.0)
+
+
+def _job_with_base(runtime: Runtime, job_id: str):
+    job = runtime.jobs.get(job_id)
+    return job.extra.get("base_url", ""), job
+
+
+async def _housekeeping(runtime: Runtime) -> None:
+    """Re-queue jobs of vanished workers, expire old queued jobs and results, delete expired files."""
+    while True:
+        try:
+            for job_id in await run_in_threadpool(runtime.jobs.recover):
+                await run_in_threadpool(runtime.blobs.delete_prefix, f"jobs/{job_id}")
+        except Exception:
+            log.exception("housekeeping failed; will retry")
+        await asyncio.sleep(HOUSEKEEPING_S)

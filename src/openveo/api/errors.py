@@ -1,0 +1,84 @@
+"""Errors in each protocol's own format. Routes raise `ApiError`; the handlers here render it (and
+Starlette's own 404/405 and any crash) in the format of the protocol the path belongs to.
+Segmind's `{"error": "..."}` is the default: its SDK reads only `body["error"]`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("openveo.api")
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+
+Renderer = Callable[[ApiError], Response]
+
+
+def segmind_error(error: ApiError) -> Response:
+    return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers)
+
+
+@dataclass
+class ErrorFormats:
+    """Which renderer answers for which path; the first matching prefix wins."""
+
+    default: Renderer = segmind_error
+    by_prefix: list[tuple[Callable[[str], bool], Renderer]] = field(default_factory=list)
+
+    def add(self, matches: Callable[[str], bool], renderer: Renderer) -> None:
+        self.by_prefix.append((matches, renderer))
+
+    def render(self, request: Request, error: ApiError) -> Response:
+        for matches, renderer in self.by_prefix:
+            if matches(request.url.path):
+                return renderer(error)
+        return self.default(error)
+
+
+_HTTP_MESSAGES = {
+    404: "not found: {method} {path}",
+    405: "method {method} is not allowed on {path}",
+}
+
+
+def install(app: FastAPI, formats: ErrorFormats) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return formats.render(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        template = _HTTP_MESSAGES.get(exc.status_code)
+        message = (
+            template.format(method=request.method, path=request.url.path)
+            if template and exc.detail in ("Not Found", "Method Not Allowed")
+            else str(exc.detail)
+        )
+        return formats.render(request, ApiError(exc.status_code, message, headers=dict(exc.headers or {})))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+        return formats.render(request, ApiError(422, f"{where or 'request'}: {first.get('msg', 'invalid')}"))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return formats.render(request, ApiError(500, "internal server error; see the server log"))

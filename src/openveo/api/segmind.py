@@ -1,0 +1,169 @@
+"""Segmind's API (`/v1/{slug}` sync, `/v2/{slug}` async, `/v1/get-user-credits`): see
+api-contracts.md §1. Slugs are model names (`veo-2`, any preset or alias); `<slug>-image2video`
+is the same model with an input image required. Every error is `{"error": "..."}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from openveo.api.bodies import image_bytes, read_fields
+from openveo.api.errors import ApiError
+from openveo.api.state import ApiState, state_of
+from openveo.engine.catalog import UnknownModel
+from openveo.service.billing import to_credits
+from openveo.service.jobs import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobNotFound
+
+router = APIRouter()
+
+MISSING_KEY = "Missing x-api-key in header"
+IMAGE_SUFFIX = "-image2video"
+# Segmind's field names → the shared request's.
+WIRE_TO_FIELD = {"duration": "duration_s"}
+FIELD_TO_WIRE = {v: k for k, v in WIRE_TO_FIELD.items()}
+ALLOWED = ("prompt", "negative_prompt", "duration", "aspect_ratio", "seed", "image", "webhook_url")
+STATUS_WORDS = {QUEUED: "QUEUED", RUNNING: "PROCESSING", SUCCEEDED: "COMPLETED"}
+
+
+def _model_for(state: ApiState, slug: str) -> tuple[str, bool]:
+    """(model name, image required) for a slug; 404 for slugs that name no model."""
+    name, needs_image = (slug[: -len(IMAGE_SUFFIX)], True) if slug.endswith(IMAGE_SUFFIX) else (slug, False)
+    try:
+        state.runtime.catalog.resolve(name)
+    except UnknownModel:
+        raise ApiError(404, f"unknown model {slug!r}; try veo-2 or veo-2-image2video") from None
+    return name, needs_image
+
+
+async def _submit(request: Request, slug: str, protocol: str) -> tuple[ApiState, Any, Job]:
+    state = state_of(request)
+    model, needs_image = _model_for(state, slug)
+    key = await state.key(request, missing=MISSING_KEY)
+    wire = await read_fields(request, state.settings.max_body_bytes)
+    unknown = sorted(set(wire) - set(ALLOWED))
+    if unknown:
+        raise ApiError(
+            422, f"{unknown[0]} is not a field of {slug}; fields: {', '.join(ALLOWED)}", field=unknown[0]
+        )
+    if needs_image and not wire.get("image"):
+        raise ApiError(422, f"image is required for {slug}: a file, a data URL, base64 or an http(s) URL")
+    webhook_url = wire.pop("webhook_url", None) or None
+    fields = {WIRE_TO_FIELD.get(name, name): value for name, value in wire.items()}
+    fields["model"] = model
+    fields["image"] = await image_bytes(
+        wire.get("image"),
+        field="image",
+        max_bytes=state.settings.max_image_bytes,
+        allow_urls=state.settings.allow_image_urls,
+    )
+    job = await state.submit(
+        request, key, fields, protocol=protocol, wire_names=FIELD_TO_WIRE, webhook_url=webhook_url
+    )
+    return state, key, job
+
+
+@router.get("/v1/get-user-credits")
+async def get_user_credits(request: Request) -> dict[str, float]:
+    state = state_of(request)
+    key = await state.key(request, missing=MISSING_KEY)
+    return {"credits": key.credits}
+
+
+@router.post("/v1/{slug}")
+async def run_sync(slug: str, request: Request) -> Response:
+    """Blocks until the video is ready and answers with its bytes. A client that hangs up cancels
+    (and is refunded for) its job."""
+    state, key, job = await _submit(request, slug, "segmind-v1")
+    finished = await state.watcher.watch(job.id, lambda j: j.done, gone=request.is_disconnected)
+    if finished is None:
+        await run_in_threadpool(state.jobs.cancel, job.id)
+        return Response(status_code=499)
+    if finished.status != SUCCEEDED:
+        raise ApiError(500, f"generation failed and was not charged: {finished.error or finished.status}")
+    video = await run_in_threadpool(state.read_file, finished)
+    balance = await run_in_threadpool(state.jobs.balance, key.id)
+    return Response(
+        content=video,
+        media_type="video/mp4",
+        headers={
+            "x-remaining-credits": f"{to_credits(balance):g}",
+            "x-seed-value": str(finished.videos[0]["seed"]),
+            "x-request-id": finished.id,
+            "x-generation-time": f"{finished.generation_time or 0.0:.3f}",
+            "x-cost": f"{to_credits(finished.cost):g}",
+        },
+    )
+
+
+@router.post("/v2/{slug}")
+async def submit_async(slug: str, request: Request) -> dict[str, Any]:
+    state, _, job = await _submit(request, slug, "segmind-v2")
+    urls = _urls(state.base_url(request), job.id)
+    return {"request_id": job.id, "status": "QUEUED", "poll_url": urls["status_url"], **urls}
+
+
+@router.get("/v2/requests/{request_id}/status")
+async def request_status(request_id: str, request: Request) -> dict[str, Any]:
+    state, job = await _owned_job(request, request_id)
+    body = {"request_id": job.id, "status": _status_word(job), **_urls(state.base_url(request), job.id)}
+    body["metrics"] = {
+        "progress": round(job.progress, 4),
+        "queue_position": await run_in_threadpool(state.jobs.queue_position, job),
+    }
+    if body["status"] == "FAILED":
+        body["error"] = _failure(job)
+    return body
+
+
+@router.get("/v2/requests/{request_id}")
+async def request_result(request_id: str, request: Request) -> Response:
+    state, job = await _owned_job(request, request_id)
+    word = _status_word(job)
+    if word == "FAILED":
+        return JSONResponse(
+            {"request_id": job.id, "status": "FAILED", "error": _failure(job)}, status_code=422
+        )
+    body: dict[str, Any] = {"request_id": job.id, "status": word}
+    if word == "COMPLETED":
+        body["output"] = state.file_url(state.base_url(request), job)
+        body["metrics"] = {"inference_time": round(job.generation_time or 0.0, 3)}
+        body["seed"] = job.videos[0]["seed"]
+    return JSONResponse(body)
+
+
+@router.api_route("/v1/{slug}", methods=["GET", "PUT", "PATCH", "DELETE"])
+@router.api_route("/v2/{slug}", methods=["GET", "PUT", "PATCH", "DELETE"])
+async def wrong_method(slug: str, request: Request) -> Response:
+    _model_for(state_of(request), slug)  # unknown slugs are 404 whatever the method
+    raise ApiError(405, f"method {request.method} is not allowed on {request.url.path}; use POST")
+
+
+async def _owned_job(request: Request, request_id: str) -> tuple[ApiState, Job]:
+    state = state_of(request)
+    key = await state.key(request, missing=MISSING_KEY)
+    try:
+        return state, await run_in_threadpool(state.jobs.get, request_id, key.id)
+    except JobNotFound:
+        raise ApiError(404, f"no request {request_id!r} for this key") from None
+
+
+def _urls(base: str, job_id: str) -> dict[str, str]:
+    return {
+        "status_url": f"{base}/v2/requests/{job_id}/status",
+        "response_url": f"{base}/v2/requests/{job_id}",
+    }
+
+
+def _status_word(job: Job) -> str:
+    return STATUS_WORDS.get(job.status, "FAILED")
+
+
+def _failure(job: Job) -> str:
+    if job.status == CANCELED:
+        return "the request was canceled; it was not charged"
+    if job.status == FAILED:
+        return f"generation failed; it was not charged: {job.error}"
+    return "the result has expired; results are kept for a limited time"

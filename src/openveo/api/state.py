@@ -1,0 +1,102 @@
+"""What every protocol's routes share: the runtime, auth, the one submit path, and result links."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from openveo.api.auth import RateLimiter, key_from_headers, require_key
+from openveo.api.errors import ApiError
+from openveo.api.watch import JobWatcher
+from openveo.service.billing import InsufficientCredits, to_micro
+from openveo.service.jobs import Job
+from openveo.service.keys import ApiKey
+from openveo.service.requests import InvalidRequest, Limits, build_request
+from openveo.service.runtime import Runtime
+
+
+@dataclass
+class ApiState:
+    runtime: Runtime
+    watcher: JobWatcher
+    limiter: RateLimiter
+
+    @property
+    def jobs(self):
+        return self.runtime.jobs
+
+    @property
+    def settings(self):
+        return self.runtime.settings
+
+    async def key(self, request: Request, *, bearer: bool = False, missing: str) -> ApiKey:
+        secret = key_from_headers(request, bearer=bearer)
+        return await run_in_threadpool(require_key, self.runtime.db, secret, missing=missing)
+
+    async def submit(
+        self,
+        request: Request,
+        key: ApiKey,
+        fields: Mapping[str, Any],
+        *,
+        protocol: str,
+        wire_names: Mapping[str, str] | None = None,
+        credits_status: int = 406,
+        invalid_status: int = 422,
+        extra: dict[str, Any] | None = None,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Validate, rate-limit, price, reserve and queue: the one path every protocol submits through."""
+        settings = self.settings
+        limits = Limits(max_prompt_chars=settings.max_prompt_chars, max_image_bytes=settings.max_image_bytes)
+        try:
+            generation = build_request(fields, self.runtime.catalog, limits)
+        except InvalidRequest as exc:
+            wire = (wire_names or {}).get(exc.field, exc.field)
+            raise ApiError(invalid_status, exc.message(wire), field=wire) from None
+        self.limiter.check(key.id)
+        preset = self.runtime.catalog.resolve(generation.model)
+        cost = to_micro(preset.cost(generation.duration_s, generation.num_videos))
+        job_extra = {"base_url": self.base_url(request), **(extra or {})}
+        try:
+            return await run_in_threadpool(
+                self.jobs.submit,
+                key,
+                generation,
+                cost=cost,
+                protocol=protocol,
+                extra=job_extra,
+                webhook_url=webhook_url,
+                idempotency_key=idempotency_key,
+            )
+        except InsufficientCredits as exc:
+            raise ApiError(credits_status, str(exc)) from None
+
+    def base_url(self, request: Request) -> str:
+        """Where clients reach this server: the configured public URL, else what the request says
+        (X-Forwarded-Proto/Host from a reverse proxy first)."""
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
+        host = request.headers.get("x-forwarded-host") or request.headers.get("host") or request.url.netloc
+        return f"{proto}://{host.split(',')[0].strip()}"
+
+    def file_url(self, base_url: str, job: Job, index: int = 0, kind: str = "video") -> str | None:
+        """A signed link to one of a job's files, valid until its retention ends."""
+        videos = job.videos
+        if job.status != "succeeded" or index >= len(videos) or job.expires_at is None:
+            return None
+        blob_key = videos[index][kind]
+        return f"{base_url}/files/{blob_key}?{self.runtime.signer.query(blob_key, job.expires_at)}"
+
+    def read_file(self, job: Job, index: int = 0, kind: str = "video") -> bytes:
+        return self.runtime.blobs.path(job.videos[index][kind]).read_bytes()
+
+
+def state_of(request: Request) -> ApiState:
+    return request.app.state.openveo

@@ -1,0 +1,69 @@
+"""Waiting for jobs to move without polling the database in a tight loop: workers ring this process's
+doorbell whenever a job changes, and every waiter re-reads its job then. A slow timer covers rings
+that never come (another host, a lost datagram)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+
+from openveo.service.jobs import Job, Jobs
+from openveo.store.doorbell import Doorbell
+
+FALLBACK_POLL_S = 0.5
+
+
+class JobWatcher:
+    def __init__(self, jobs: Jobs, run_dir: Path) -> None:
+        self.jobs = jobs
+        self.run_dir = run_dir
+        self._doorbell: Doorbell | None = None
+        self._changed = asyncio.Event()
+
+    def start(self) -> None:
+        self._doorbell = Doorbell(self.run_dir, "api")
+        asyncio.get_running_loop().add_reader(self._doorbell.fileno(), self._on_ring)
+
+    def stop(self) -> None:
+        if self._doorbell:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._doorbell.fileno())
+            self._doorbell.close()
+
+    def _on_ring(self) -> None:
+        assert self._doorbell is not None
+        self._doorbell.drain()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def next_change(self, timeout: float = FALLBACK_POLL_S) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    async def watch(
+        self,
+        job_id: str,
+        until: Callable[[Job], bool],
+        *,
+        gone: Callable[[], Awaitable[bool]] | None = None,
+        on_change: Callable[[Job], Awaitable[None]] | None = None,
+    ) -> Job | None:
+        """Re-read the job on every change until `until(job)`; None if `gone()` says the client left."""
+        last = None
+        while True:
+            waiting = asyncio.ensure_future(self.next_change())
+            job = await run_in_threadpool(self.jobs.get, job_id)
+            if on_change and job.updated_at != last:
+                await on_change(job)
+                last = job.updated_at
+            if until(job):
+                waiting.cancel()
+                return job
+            if gone and await gone():
+                waiting.cancel()
+                return None
+            await waiting

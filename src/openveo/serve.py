@@ -1,0 +1,158 @@
+"""`openveo serve`: the API server in this process plus worker processes it supervises.
+
+The API process never imports torch; workers are separate processes (`openveo worker`), one per
+visible GPU, or one CPU worker when there is none. A worker that dies is started again."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from openveo.config import Settings
+
+log = logging.getLogger("openveo.serve")
+
+RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
+STOP_GRACE_S = 10.0
+
+
+def visible_gpus() -> list[str]:
+    """GPU indices this machine offers, found without importing torch (CUDA_VISIBLE_DEVICES wins)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in listing.splitlines() if line.strip()]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as OPENVEO_* variables, so child processes build the same Settings."""
+    env = {}
+    for name, value in settings.model_dump(exclude_none=True).items():
+        if isinstance(value, dict | list):
+            text = json.dumps(value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        env[f"OPENVEO_{name.upper()}"] = text
+    return env
+
+
+class WorkerSupervisor:
+    """Starts N workers, restarts any that exit unexpectedly, stops them all on shutdown."""
+
+    def __init__(self, settings: Settings, count: int, gpus: list[str]) -> None:
+        self.settings = settings
+        self.slots = [gpus[i] if i < len(gpus) else None for i in range(count)]
+        self.procs: list[subprocess.Popen | None] = [None] * count
+        self.failures = [0] * count
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+
+    def start(self) -> None:
+        for slot in range(len(self.slots)):
+            self._spawn(slot)
+        self._thread.start()
+
+    def _spawn(self, slot: int) -> None:
+        env = {**os.environ, **settings_env(self.settings)}
+        gpu = self.slots[slot]
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        args = [sys.executable, "-m", "openveo.cli", "worker", "--no-migrate"]
+        self.procs[slot] = subprocess.Popen(args, env=env, start_new_session=True)
+        where = f"GPU {gpu}" if gpu is not None else "CPU"
+        log.info("started worker %d (pid %d) on %s", slot, self.procs[slot].pid, where)
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.5):
+            for slot, proc in enumerate(self.procs):
+                if proc is None or proc.poll() is None or self._stopping.is_set():
+                    continue
+                delay = RESTART_BACKOFF_S[min(self.failures[slot], len(RESTART_BACKOFF_S) - 1)]
+                self.failures[slot] += 1
+                log.warning("worker %d exited with %s; restarting in %ds", slot, proc.returncode, delay)
+                if self._stopping.wait(delay):
+                    return
+                self._spawn(slot)
+
+    def stop(self) -> None:
+        """SIGINT: each worker gives its running job back to the queue and exits; then SIGKILL."""
+        self._stopping.set()
+        live = [p for p in self.procs if p is not None and p.poll() is None]
+        for proc in live:
+            proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in live:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def first_key_banner(settings: Settings) -> str | None:
+    """On a first run with no keys, make one and return the message that shows it (once)."""
+    from openveo.service.keys import count_keys, create_key
+    from openveo.store.db import Database
+
+    db = Database(settings.db_url)
+    try:
+        if count_keys(db):
+            return None
+        _, secret = create_key(db, "default", settings.initial_credits)
+    finally:
+        db.dispose()
+    return (
+        f"No API keys existed, so one was made with {settings.initial_credits:g} credits. It is shown "
+        f"only now:\n\n    {secret}\n\nMake more with `openveo keys create --name NAME --credits N`."
+    )
+
+
+def run(settings: Settings, workers: int | None) -> None:
+    import uvicorn
+
+    from openveo.api.app import create_app
+    from openveo.store.db import Database
+
+    db = Database(settings.db_url)
+    db.upgrade()
+    db.dispose()
+    banner = first_key_banner(settings)
+    if banner:
+        print(banner, file=sys.stderr, flush=True)
+
+    gpus = visible_gpus()
+    count = workers if workers is not None else max(1, len(gpus))
+    supervisor = WorkerSupervisor(settings, count, gpus)
+    supervisor.start()
+    if count == 0:
+        log.info("no workers: this server only accepts and serves jobs (run `openveo worker` elsewhere)")
+    try:
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            proxy_headers=True,
+            timeout_graceful_shutdown=5,
+        )
+        uvicorn.Server(config).run()
+    finally:
+        supervisor.stop()

@@ -1,0 +1,91 @@
+"""The credit ledger. Every change of a balance is one appended ledger row and one conditional update
+of `api_keys.balance` in the caller's transaction, so the two always agree and a balance can never
+go below zero (the update only matches while the money is there, on SQLite and PostgreSQL alike).
+
+A job's cost is reserved when it is queued, then either charged (success) or refunded (failure,
+cancel, expiry); `jobs.billing` moves from `reserved` exactly once, which is what stops a job from
+being charged twice or refunded twice.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Connection, func, select, update
+
+from openveo.store.schema import api_keys, jobs, ledger
+
+MICRO = 1_000_000  # credits are stored as integer micro-credits
+
+
+class InsufficientCredits(Exception):
+    def __init__(self, balance: int, needed: int) -> None:
+        self.balance = balance
+        self.needed = needed
+        super().__init__(
+            f"insufficient credits: this request costs {to_credits(needed):g}, "
+            f"the balance is {to_credits(balance):g}"
+        )
+
+
+def to_micro(credits: float) -> int:
+    return round(credits * MICRO)
+
+
+def to_credits(micro: int) -> float:
+    return round(micro / MICRO, 6)
+
+
+def balance(conn: Connection, key_id: int) -> int:
+    return conn.execute(select(api_keys.c.balance).where(api_keys.c.id == key_id)).scalar_one()
+
+
+def ledger_sum(conn: Connection, key_id: int) -> int:
+    total = conn.execute(select(func.sum(ledger.c.amount)).where(ledger.c.key_id == key_id)).scalar()
+    return int(total or 0)
+
+
+def grant(conn: Connection, key_id: int, amount: int, note: str | None = None) -> int:
+    """Add (or with a negative amount, take away) credits; never below zero."""
+    return _post(conn, key_id, None, "grant", amount, note)
+
+
+def reserve(conn: Connection, key_id: int, job_id: str, amount: int) -> int:
+    return _post(conn, key_id, job_id, "reserve", -amount, None)
+
+
+def settle(conn: Connection, job_id: str, outcome: str) -> bool:
+    """Close a job's reservation: 'charge' keeps the money, 'refund' gives it back. False if done before."""
+    assert outcome in ("charge", "refund")
+    new_state = "charged" if outcome == "charge" else "refunded"
+    moved = conn.execute(
+        update(jobs).where(jobs.c.id == job_id, jobs.c.billing == "reserved").values(billing=new_state)
+    ).rowcount
+    if not moved:
+        return False
+    key_id, cost = conn.execute(select(jobs.c.key_id, jobs.c.cost).where(jobs.c.id == job_id)).one()
+    _post(conn, key_id, job_id, outcome, cost if outcome == "refund" else 0, None)
+    return True
+
+
+def _post(conn: Connection, key_id: int, job_id: str | None, kind: str, amount: int, note: str | None) -> int:
+    new_balance = conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id, api_keys.c.balance + amount >= 0)
+        .values(balance=api_keys.c.balance + amount)
+        .returning(api_keys.c.balance)
+    ).scalar()
+    if new_balance is None:
+        raise InsufficientCredits(balance(conn, key_id), -amount)
+    conn.execute(
+        ledger.insert().values(
+            key_id=key_id,
+            job_id=job_id,
+            kind=kind,
+            amount=amount,
+            balance_after=new_balance,
+            note=note,
+            created_at=time.time(),
+        )
+    )
+    return new_balance

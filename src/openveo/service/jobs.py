@@ -1,0 +1,483 @@
+"""The one job model and its state machine, shared by every protocol and every worker.
+
+    queued → running → succeeded | failed | canceled      (+ expired when retention ends)
+
+Each transition is one transaction that also settles the job's credits (see `billing`), so a job is
+charged exactly once when it succeeds and refunded exactly once otherwise. Workers hold a lease on a
+running job; `recover()` puts jobs whose worker vanished back in the queue (bounded attempts).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select, update
+
+from openveo.service import billing, webhooks
+from openveo.service.keys import ApiKey
+from openveo.service.requests import GenerationRequest
+from openveo.store.db import Database
+from openveo.store.schema import jobs
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, EXPIRED = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "canceled",
+    "expired",
+)
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELED, EXPIRED})
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    key_id: int
+    protocol: str
+    model: str
+    request: dict[str, Any]  # GenerationRequest fields, without the image
+    has_image: bool
+    extra: dict[str, Any]
+    status: str
+    cost: int
+    billing: str
+    attempts: int
+    progress_step: int
+    progress_total: int
+    cancel_requested: bool
+    error: str | None
+    result: dict[str, Any] | None
+    webhook_url: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    expires_at: float | None
+    updated_at: float
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def progress(self) -> float:
+        """0.0 – 1.0 from the denoising steps (1.0 once succeeded)."""
+        if self.status == SUCCEEDED:
+            return 1.0
+        return self.progress_step / self.progress_total if self.progress_total else 0.0
+
+    @property
+    def videos(self) -> list[dict[str, Any]]:
+        """One entry per video: blob keys `video`, `thumbnail` and its `seed`."""
+        return list((self.result or {}).get("videos", []))
+
+    @property
+    def generation_time(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker needs to run a job: the full request, image included."""
+
+    job: Job
+    request: GenerationRequest
+
+
+@dataclass
+class JobSignals:
+    """Hooks that wake other processes; the queue stays correct without them, only slower."""
+
+    queued: Callable[[], None] = lambda: None
+    changed: Callable[[], None] = lambda: None
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    lease_s: float = 30.0
+    max_attempts: int = 3
+    retention_s: float = 3600.0
+    queue_timeout_s: float = 24 * 3600.0
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+# Every column but the image (up to 20 MB), which only the claiming worker reads.
+_JOB_COLUMNS = (*(c for c in jobs.c if c.name != "image"), jobs.c.image.is_not(None).label("has_image"))
+
+
+def _select_jobs():
+    return select(*_JOB_COLUMNS)
+
+
+@dataclass
+class Jobs:
+    """Submitting, reading and cancelling jobs (API side) and claiming and finishing them (worker side)."""
+
+    db: Database
+    policy: QueuePolicy = field(default_factory=QueuePolicy)
+    signals: JobSignals = field(default_factory=JobSignals)
+
+    # ---- API side -----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        key: ApiKey,
+        request: GenerationRequest,
+        *,
+        cost: int,
+        protocol: str,
+        extra: dict[str, Any] | None = None,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Reserve the cost and queue the job in one transaction; raises `InsufficientCredits`."""
+        now = time.time()
+        job_id = secrets.token_hex(16)
+        fields = dataclasses.asdict(request)
+        image = fields.pop("image")
+        with self.db.write() as conn:
+            if idempotency_key:
+                existing = conn.execute(
+                    _select_jobs().where(jobs.c.key_id == key.id, jobs.c.idempotency_key == idempotency_key)
+                ).first()
+                if existing:
+                    return _job(existing)
+            conn.execute(
+                jobs.insert().values(
+                    id=job_id,
+                    key_id=key.id,
+                    protocol=protocol,
+                    model=request.model,
+                    request=json.dumps(fields),
+                    image=image,
+                    extra=json.dumps(extra or {}),
+                    status=QUEUED,
+                    cost=cost,
+                    billing="reserved",
+                    attempts=0,
+                    progress_step=0,
+                    progress_total=0,
+                    cancel_requested=False,
+                    webhook_url=webhook_url,
+                    idempotency_key=idempotency_key,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            billing.reserve(conn, key.id, job_id, cost)
+            job = _get(conn, job_id)
+        self.signals.queued()
+        return job
+
+    def get(self, job_id: str, key_id: int | None = None) -> Job:
+        """The job, if it exists and (when `key_id` is given) belongs to that key."""
+        with self.db.read() as conn:
+            row = conn.execute(_select_jobs().where(jobs.c.id == job_id)).first()
+        if row is None or (key_id is not None and row.key_id != key_id):
+            raise JobNotFound(job_id)
+        return _job(row)
+
+    def list(
+        self, key_id: int, *, limit: int = 20, after: str | None = None, newest_first: bool = True
+    ) -> tuple[list[Job], bool]:
+        """One page of a key's jobs and whether more follow; `after` is the last id of the previous page."""
+        query = _select_jobs().where(jobs.c.key_id == key_id)
+        order = (
+            (jobs.c.created_at.desc(), jobs.c.id.desc()) if newest_first else (jobs.c.created_at, jobs.c.id)
+        )
+        with self.db.read() as conn:
+            if after is not None:
+                anchor = conn.execute(
+                    select(jobs.c.created_at).where(jobs.c.id == after, jobs.c.key_id == key_id)
+                ).scalar()
+                if anchor is None:
+                    raise JobNotFound(after)
+                before = jobs.c.created_at < anchor if newest_first else jobs.c.created_at > anchor
+                tie = and_(
+                    jobs.c.created_at == anchor, jobs.c.id < after if newest_first else jobs.c.id > after
+                )
+                query = query.where(or_(before, tie))
+            rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
+        return [_job(r) for r in rows[:limit]], len(rows) > limit
+
+    def queue_position(self, job: Job) -> int | None:
+        """How many queued jobs for the same model are ahead of this one (None unless queued)."""
+        if job.status != QUEUED:
+            return None
+        with self.db.read() as conn:
+            return conn.execute(
+                select(func.count())
+                .select_from(jobs)
+                .where(jobs.c.status == QUEUED, jobs.c.model == job.model, jobs.c.created_at < job.created_at)
+            ).scalar_one()
+
+    def cancel(self, job_id: str, key_id: int | None = None) -> Job:
+        """A queued job is canceled and refunded at once; a running one is flagged and its worker stops
+        within one denoising step. Finished jobs are left as they are."""
+        with self.db.write() as conn:
+            job = _get(conn, job_id)
+            if key_id is not None and job.key_id != key_id:
+                raise JobNotFound(job_id)
+            if job.status == QUEUED:
+                self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
+            elif job.status == RUNNING and not job.cancel_requested:
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id == job_id)
+                    .values(cancel_requested=True, updated_at=time.time())
+                )
+            job = _get(conn, job_id)
+        self.signals.queued()  # wakes workers, which check their cancel flag
+        self.signals.changed()
+        return job
+
+    def balance(self, key_id: int) -> int:
+        with self.db.read() as conn:
+            return billing.balance(conn, key_id)
+
+    # ---- worker side --------------------------------------------------------------------------
+
+    def claim(self, worker_id: str, models: Iterable[str]) -> ClaimedJob | None:
+        """The oldest queued job for one of `models`, leased to this worker."""
+        now = time.time()
+        with self.db.write() as conn:
+            row = conn.execute(
+                select(jobs.c.id, jobs.c.image)
+                .where(jobs.c.status == QUEUED, jobs.c.model.in_(list(models)))
+                .order_by(jobs.c.created_at, jobs.c.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            ).first()
+            if row is None:
+                return None
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == row.id, jobs.c.status == QUEUED)
+                .values(
+                    status=RUNNING,
+                    worker_id=worker_id,
+                    attempts=jobs.c.attempts + 1,
+                    lease_expires_at=now + self.policy.lease_s,
+                    started_at=now,
+                    progress_step=0,
+                    progress_total=0,
+                    updated_at=now,
+                )
+            )
+            job = _get(conn, row.id)
+        self.signals.changed()
+        request = GenerationRequest(**job.request, image=row.image)
+        return ClaimedJob(job=job, request=request)
+
+    def heartbeat(
+        self, job_id: str, worker_id: str, step: int | None = None, total: int | None = None
+    ) -> str:
+        """Renew the lease (and record progress). Returns 'ok', 'cancel' (client asked to stop) or
+        'lost' (the lease was taken away: stop and do not write results)."""
+        now = time.time()
+        values: dict[str, Any] = {"lease_expires_at": now + self.policy.lease_s}
+        if step is not None:
+            values.update(progress_step=step, progress_total=total, updated_at=now)
+        with self.db.write() as conn:
+            moved = conn.execute(update(jobs).where(*_owned(job_id, worker_id)).values(**values)).rowcount
+            if not moved:
+                return "lost"
+            flagged = conn.execute(select(jobs.c.cancel_requested).where(jobs.c.id == job_id)).scalar()
+        if step is not None:
+            self.signals.changed()
+        return "cancel" if flagged else "ok"
+
+    def complete(self, job_id: str, worker_id: str, result: dict[str, Any]) -> bool:
+        """Mark success and charge; False if the lease was lost (another worker owns the job now)."""
+        with self.db.write() as conn:
+            if not _still_owned(conn, job_id, worker_id):
+                return False
+            self._finish(
+                conn,
+                job_id,
+                SUCCEEDED,
+                "charge",
+                result=json.dumps(result),
+                expires_at=time.time() + self.policy.retention_s,
+            )
+        self.signals.changed()
+        return True
+
+    def fail(self, job_id: str, worker_id: str, error: str, *, retry: bool = True) -> str | None:
+        """A failed run: back to the queue while attempts remain (and `retry`), else failed + refunded.
+        Returns the job's new status, or None if the lease was lost."""
+        with self.db.write() as conn:
+            if not _still_owned(conn, job_id, worker_id):
+                return None
+            job = _get(conn, job_id)
+            if retry and job.attempts < self.policy.max_attempts:
+                _requeue(conn, job_id, error)
+                status = QUEUED
+            else:
+                self._finish(conn, job_id, FAILED, "refund", error=error)
+                status = FAILED
+        self.signals.queued()
+        self.signals.changed()
+        return status
+
+    def canceled(self, job_id: str, worker_id: str) -> bool:
+        """The worker stopped because the client canceled: refund."""
+        with self.db.write() as conn:
+            if not _still_owned(conn, job_id, worker_id):
+                return False
+            self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
+        self.signals.changed()
+        return True
+
+    def release(self, job_id: str, worker_id: str) -> bool:
+        """Give a job back untouched (the worker is shutting down); the attempt does not count."""
+        with self.db.write() as conn:
+            moved = conn.execute(
+                update(jobs)
+                .where(*_owned(job_id, worker_id))
+                .values(
+                    status=QUEUED,
+                    worker_id=None,
+                    lease_expires_at=None,
+                    attempts=jobs.c.attempts - 1,
+                    progress_step=0,
+                    progress_total=0,
+                    updated_at=time.time(),
+                )
+            ).rowcount
+        self.signals.queued()
+        self.signals.changed()
+        return bool(moved)
+
+    # ---- housekeeping -------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Re-queue running jobs whose lease ran out (their worker died); fail those out of attempts.
+        Expire queued jobs nobody picked up in time and results past their retention.
+        Returns the ids of jobs whose results expired (their files can go)."""
+        now = time.time()
+        expired_results: list[str] = []
+        with self.db.write() as conn:
+            stale = conn.execute(
+                select(jobs.c.id, jobs.c.attempts).where(
+                    jobs.c.status == RUNNING, jobs.c.lease_expires_at < now
+                )
+            ).all()
+            for job_id, attempts in stale:
+                if attempts < self.policy.max_attempts:
+                    _requeue(conn, job_id, "the worker stopped responding; retrying")
+                else:
+                    self._finish(
+                        conn,
+                        job_id,
+                        FAILED,
+                        "refund",
+                        error=f"the worker stopped responding {attempts} times; giving up",
+                    )
+            too_old = (
+                conn.execute(
+                    select(jobs.c.id).where(
+                        jobs.c.status == QUEUED, jobs.c.created_at < now - self.policy.queue_timeout_s
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for job_id in too_old:
+                self._finish(conn, job_id, EXPIRED, "refund", error="no worker ran the job in time")
+            expired_results = (
+                conn.execute(select(jobs.c.id).where(jobs.c.status == SUCCEEDED, jobs.c.expires_at < now))
+                .scalars()
+                .all()
+            )
+            if expired_results:
+                conn.execute(
+                    update(jobs)
+                    .where(jobs.c.id.in_(expired_results), jobs.c.status == SUCCEEDED)
+                    .values(status=EXPIRED, updated_at=now)
+                )
+        if stale or too_old or expired_results:
+            self.signals.queued()
+            self.signals.changed()
+        return list(expired_results)
+
+    @staticmethod
+    def _finish(conn: Connection, job_id: str, status: str, outcome: str, **values: Any) -> None:
+        now = time.time()
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(status=status, finished_at=now, updated_at=now, lease_expires_at=None, **values)
+        )
+        billing.settle(conn, job_id, outcome)
+        webhooks.enqueue(conn, job_id, status)
+
+
+def _owned(job_id: str, worker_id: str) -> tuple:
+    return jobs.c.id == job_id, jobs.c.status == RUNNING, jobs.c.worker_id == worker_id
+
+
+def _still_owned(conn: Connection, job_id: str, worker_id: str) -> bool:
+    return conn.execute(select(jobs.c.id).where(*_owned(job_id, worker_id))).first() is not None
+
+
+def _requeue(conn: Connection, job_id: str, error: str) -> None:
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(
+            status=QUEUED,
+            worker_id=None,
+            lease_expires_at=None,
+            cancel_requested=False,
+            progress_step=0,
+            progress_total=0,
+            error=error,
+            updated_at=time.time(),
+        )
+    )
+
+
+def _get(conn: Connection, job_id: str) -> Job:
+    row = conn.execute(_select_jobs().where(jobs.c.id == job_id)).first()
+    if row is None:
+        raise JobNotFound(job_id)
+    return _job(row)
+
+
+def _job(row) -> Job:
+    return Job(
+        id=row.id,
+        key_id=row.key_id,
+        protocol=row.protocol,
+        model=row.model,
+        request=json.loads(row.request),
+        has_image=bool(row.has_image),
+        extra=json.loads(row.extra or "{}"),
+        status=row.status,
+        cost=row.cost,
+        billing=row.billing,
+        attempts=row.attempts,
+        progress_step=row.progress_step,
+        progress_total=row.progress_total,
+        cancel_requested=bool(row.cancel_requested),
+        error=row.error,
+        result=json.loads(row.result) if row.result else None,
+        webhook_url=row.webhook_url,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        expires_at=row.expires_at,
+        updated_at=row.updated_at,
+    )

@@ -1,0 +1,57 @@
+"""Wires the torch-free parts together from one Settings: database, job service, result files, wake-ups.
+The API server and every worker build theirs here, so they agree on where everything lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from openveo.config import Settings
+from openveo.engine.catalog import Catalog
+from openveo.service.jobs import Jobs, JobSignals, QueuePolicy
+from openveo.service.links import Signer, load_secret
+from openveo.store.blobs import LocalBlobs
+from openveo.store.db import Database
+from openveo.store.doorbell import ring, run_dir
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    catalog: Catalog
+    db: Database
+    jobs: Jobs
+    blobs: LocalBlobs
+    signer: Signer
+    secret: bytes  # the server's own; signs result links and derives each key's webhook secret
+    run_dir: Path
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    if migrate:
+        db.upgrade()
+    wake_dir = run_dir(settings.data_dir)
+    secret = load_secret(settings.data_dir)
+    policy = QueuePolicy(
+        lease_s=settings.lease_s,
+        max_attempts=settings.max_attempts,
+        retention_s=settings.retention_s,
+        queue_timeout_s=settings.queue_timeout_s,
+    )
+    signals = JobSignals(queued=partial(ring, wake_dir, "worker"), changed=partial(ring, wake_dir, "api"))
+    return Runtime(
+        settings=settings,
+        catalog=settings.catalog(),
+        db=db,
+        jobs=Jobs(db, policy, signals),
+        blobs=LocalBlobs(settings.blob_root),
+        signer=Signer(secret),
+        secret=secret,
+        run_dir=wake_dir,
+    )

@@ -1,0 +1,1 @@
+"""Persistence: the SQL schema, connections, the job queue's SQL, result files. No torch here."""

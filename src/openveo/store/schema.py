@@ -1,0 +1,101 @@
+"""The tables. Times are Unix seconds (float); money is integer micro-credits, so sums are exact."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),  # SHA-256 of the secret; never the secret
+    Column("prefix", String(16), nullable=False),  # first characters, to tell keys apart in listings
+    Column("balance", BigInteger, nullable=False, default=0),  # = sum of its ledger entries, kept in step
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float),
+)
+
+# Append-only: rows are inserted, never updated or deleted.
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id"), nullable=False, index=True),
+    Column("job_id", String(40), index=True),
+    Column("kind", String(16), nullable=False),  # grant | reserve | charge | refund
+    Column("amount", BigInteger, nullable=False),  # signed change of the balance
+    Column("balance_after", BigInteger, nullable=False),
+    Column("note", Text),
+    Column("created_at", Float, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id"), nullable=False),
+    Column("protocol", String(32), nullable=False),  # which API accepted it (its status words map from ours)
+    Column("model", String(100), nullable=False),  # preset name: workers claim only models they serve
+    Column("request", Text, nullable=False),  # GenerationRequest as JSON, without the image
+    Column("image", LargeBinary),
+    Column("extra", Text),  # protocol-specific details (JSON) the core carries but does not read
+    Column(
+        "status", String(16), nullable=False
+    ),  # queued | running | succeeded | failed | canceled | expired
+    Column("cost", BigInteger, nullable=False),
+    Column("billing", String(16), nullable=False),  # reserved | charged | refunded
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("worker_id", String(200)),
+    Column("lease_expires_at", Float),
+    Column("progress_step", Integer, nullable=False, default=0),
+    Column("progress_total", Integer, nullable=False, default=0),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("error", Text),
+    Column("result", Text),  # JSON: files, seeds, timings
+    Column("webhook_url", Text),
+    Column("idempotency_key", String(200)),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("expires_at", Float),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("key_id", "idempotency_key", name="uq_jobs_key_idempotency"),
+    Index("ix_jobs_queue", "status", "model", "created_at"),
+    Index("ix_jobs_key_created", "key_id", "created_at"),
+)
+
+# Transactional outbox: a delivery row is written in the same transaction as the job's state change.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), nullable=False, unique=True),
+    Column("job_id", String(40), nullable=False, index=True),
+    Column("url", Text, nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float),
+    Index("ix_webhook_due", "status", "next_attempt_at"),
+)

@@ -1,0 +1,199 @@
+"""The worker loop: claim a job with a lease, run the engine on it while a heartbeat keeps the lease
+alive and carries the cancel flag back, store the MP4s and thumbnails, and settle the job.
+
+Signals: SIGTERM drains (the current job finishes, nothing new is claimed); SIGINT stops at once
+and gives the running job back to the queue untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from openveo.config import Settings
+from openveo.engine.engine import Canceled, Engine
+from openveo.engine.video import video_metadata, write_mp4, write_thumbnail
+from openveo.service.jobs import ClaimedJob, Jobs
+from openveo.store.blobs import LocalBlobs
+from openveo.store.doorbell import Doorbell
+
+log = logging.getLogger("openveo.worker")
+
+IDLE_POLL_S = 1.0  # fallback when no doorbell rings
+
+
+@dataclass
+class _Run:
+    """Flags one running job shares between the engine's step callback and the heartbeat thread."""
+
+    job_id: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lost: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def note(self, state: str) -> None:
+        if state == "cancel":
+            self.cancel.set()
+        elif state == "lost":
+            self.lost.set()
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        jobs: Jobs,
+        blobs: LocalBlobs,
+        engine: Engine,
+        models: list[str],
+        doorbell: Doorbell | None = None,
+    ) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.blobs = blobs
+        self.engine = engine
+        self.models = models
+        self.doorbell = doorbell
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self.draining = threading.Event()
+        self.interrupted = threading.Event()
+
+    def load(self) -> None:
+        for model in self.models:
+            started = time.perf_counter()
+            self.engine.load(model)
+            log.info("worker %s loaded %s in %.1fs", self.id, model, time.perf_counter() - started)
+
+    def serve_forever(self) -> None:
+        log.info("worker %s serving %s", self.id, ", ".join(self.models))
+        while not (self.draining.is_set() or self.interrupted.is_set()):
+            self._housekeeping()
+            claimed = self.jobs.claim(self.id, self.models)
+            if claimed is None:
+                if self.doorbell:
+                    self.doorbell.wait(IDLE_POLL_S)
+                else:
+                    self.draining.wait(IDLE_POLL_S)
+                continue
+            self.run(claimed)
+        log.info("worker %s stopped", self.id)
+
+    def install_signal_handlers(self) -> None:
+        def drain(*_):
+            log.info("worker %s draining: finishing the current job, then exiting", self.id)
+            self.draining.set()
+
+        def interrupt(*_):
+            log.info("worker %s interrupted: giving the current job back", self.id)
+            self.interrupted.set()
+
+        signal.signal(signal.SIGTERM, drain)
+        signal.signal(signal.SIGINT, interrupt)
+
+    def run(self, claimed: ClaimedJob) -> None:
+        job, request = claimed.job, claimed.request
+        run = _Run(job.id)
+        log.info("job %s: running %s (attempt %d)", job.id, job.model, job.attempts)
+        heartbeat = threading.Thread(target=self._heartbeat, args=(run,), daemon=True)
+        heartbeat.start()
+        folder = f"jobs/{job.id}/attempt-{job.attempts}"
+        try:
+            generation = self.engine.generate(
+                request,
+                on_progress=lambda done, total: run.note(self.jobs.heartbeat(job.id, self.id, done, total)),
+                should_cancel=lambda: run.cancel.is_set() or run.lost.is_set() or self.interrupted.is_set(),
+            )
+            encode_started = time.perf_counter()
+            videos = []
+            for index, (frames, seed) in enumerate(zip(generation.videos, generation.seeds, strict=True)):
+                video_key, thumb_key = f"{folder}/video-{index}.mp4", f"{folder}/thumbnail-{index}.jpg"
+                write_mp4(
+                    frames,
+                    self.blobs.path(video_key),
+                    generation.fps,
+                    crf=self.settings.video_crf,
+                    metadata=video_metadata(generation.preset.name, seed),
+                )
+                write_thumbnail(frames, self.blobs.path(thumb_key))
+                videos.append({"video": video_key, "thumbnail": thumb_key, "seed": seed})
+            timings = {**generation.timings, "video_encode": time.perf_counter() - encode_started}
+            result = {
+                "videos": videos,
+                "width": generation.width,
+                "height": generation.height,
+                "fps": generation.fps,
+                "num_frames": generation.num_frames,
+                "steps": generation.steps,
+                "timings": {k: round(v, 4) for k, v in timings.items()},
+            }
+            if not self.jobs.complete(job.id, self.id, result):
+                log.warning("job %s: lease lost before completion; discarding this attempt", job.id)
+                self._discard(folder)
+            else:
+                log.info("job %s: succeeded (%s)", job.id, _format_timings(timings))
+        except Canceled:
+            self._discard(folder)
+            if self.interrupted.is_set() and not run.cancel.is_set():
+                self.jobs.release(job.id, self.id)
+                log.info("job %s: given back to the queue", job.id)
+            elif run.cancel.is_set():
+                self.jobs.canceled(job.id, self.id)
+                log.info("job %s: canceled by the client", job.id)
+            else:
+                log.warning("job %s: lease lost; stopped", job.id)
+        except Exception as exc:  # a failed run must never take the worker down
+            self._discard(folder)
+            log.exception("job %s: failed", job.id)
+            status = self.jobs.fail(job.id, self.id, f"generation failed: {exc}")
+            log.info("job %s: now %s", job.id, status)
+        finally:
+            run.done.set()
+            heartbeat.join()
+
+    def _heartbeat(self, run: _Run) -> None:
+        interval = max(self.jobs.policy.lease_s / 3, 0.05)
+        while not run.done.wait(interval):
+            try:
+                run.note(self.jobs.heartbeat(run.job_id, self.id))
+            except Exception:
+                log.exception("job %s: heartbeat failed; will retry", run.job_id)
+
+    def _housekeeping(self) -> None:
+        try:
+            for job_id in self.jobs.recover():
+                self.blobs.delete_prefix(f"jobs/{job_id}")
+        except Exception:
+            log.exception("housekeeping failed; will retry")
+
+    def _discard(self, folder: str) -> None:
+        shutil.rmtree(self.blobs.path(folder), ignore_errors=True)
+
+
+def _format_timings(timings: dict[str, float]) -> str:
+    return ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in timings.items())
+
+
+def run_worker(settings: Settings, *, migrate: bool = True) -> None:
+    """`openveo worker`: load the model once, then serve the queue until told to stop."""
+    from openveo.engine.pipelines import quiet_libraries
+    from openveo.service.runtime import open_runtime
+
+    quiet_libraries()
+    runtime = open_runtime(settings, migrate=migrate)
+    model = runtime.catalog.resolve(settings.model).name
+    engine = Engine(settings, runtime.catalog)
+    doorbell = Doorbell(runtime.run_dir, "worker")
+    worker = Worker(settings, runtime.jobs, runtime.blobs, engine, [model], doorbell)
+    worker.install_signal_handlers()
+    try:
+        worker.load()
+        worker.serve_forever()
+    finally:
+        doorbell.close()
+        runtime.close()

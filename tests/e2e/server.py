@@ -1,0 +1,127 @@
+"""The real `openveo serve` in a subprocess, as a user starts it, plus ways to look inside it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from openveo.store.db import Database
+from tests.helpers import run_cli
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(
+        self,
+        data_dir: Path,
+        models_root: Path,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.models_root = models_root
+        self.workers = workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "OPENVEO_MODELS_DIR": str(models_root),
+            "OPENVEO_DEVICE": "cpu",
+            "HF_HUB_OFFLINE": "1",
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+        self.log_path = data_dir / "serve.log"
+
+    def start(self, timeout: float = 60) -> Server:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "openveo.cli",
+                "serve",
+                "--model",
+                "tiny",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                "--workers",
+                str(self.workers),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"openveo serve exited early:\n{self.log()}")
+            try:
+                httpx.get(f"{self.url}/v1/get-user-credits", timeout=1)
+                return self
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError(f"openveo serve did not start:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        return run_cli(
+            *args, "--data-dir", str(self.data_dir), env={"OPENVEO_MODELS_DIR": str(self.models_root)}
+        )
+
+    def new_key(self, credits: float = 10.0, name: str = "test") -> str:
+        result = self.cli("keys", "create", "--name", name, "--credits", str(credits))
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    def database(self) -> Database:
+        return Database(f"sqlite:///{self.data_dir / 'openveo.db'}")
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes `serve` spawned (its child processes)."""
+        assert self.proc is not None
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+    def wait_for_workers(self, count: int, timeout: float = 30) -> list[int]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = self.worker_pids()
+            if len(pids) >= count:
+                return pids
+            time.sleep(0.1)
+        raise AssertionError(f"expected {count} workers:\n{self.log()}")
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()

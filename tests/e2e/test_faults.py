@@ -1,0 +1,77 @@
+"""Failure handling with the real server: a worker killed mid-job, and a job that keeps failing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+
+from openveo.store.schema import jobs, ledger
+from tests.e2e.server import Server
+
+
+def wait_status(server: Server, key: str, job_id: str, wanted: set[str], timeout: float = 90) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = httpx.get(f"{server.url}/v2/requests/{job_id}/status", headers={"x-api-key": key}).json()
+        if status["status"] in wanted:
+            return status["status"]
+        time.sleep(0.05)
+    raise AssertionError(f"{job_id} never reached {wanted}:\n{server.log()}")
+
+
+def job_and_ledger(server: Server, job_id: str):
+    db = server.database()
+    try:
+        with db.read() as conn:
+            job = conn.execute(jobs.select().where(jobs.c.id == job_id)).one()
+            kinds = [r.kind for r in conn.execute(ledger.select().where(ledger.c.job_id == job_id))]
+            return job, kinds
+    finally:
+        db.dispose()
+
+
+def test_a_sigkilled_worker_s_job_reruns_and_is_charged_once(tmp_path, tiny_models):
+    with Server(tmp_path / "kill", tiny_models, env={"OPENVEO_LEASE_S": "2"}) as server:
+        key = server.new_key(credits=1)
+        [worker] = server.wait_for_workers(1)
+        job_id = httpx.post(
+            f"{server.url}/v2/veo-2", json={"prompt": "interrupted"}, headers={"x-api-key": key}
+        ).json()["request_id"]
+        wait_status(server, key, job_id, {"PROCESSING"})
+        os.kill(worker, signal.SIGKILL)
+        assert wait_status(server, key, job_id, {"COMPLETED", "FAILED"}) == "COMPLETED"
+        job, kinds = job_and_ledger(server, job_id)
+        assert job.attempts == 2 and kinds == ["reserve", "charge"]
+        assert server.worker_pids() != [worker]  # the supervisor started a new worker
+
+
+def test_a_job_that_keeps_failing_ends_failed_and_refunded(tmp_path, tiny_models):
+    data_dir = tmp_path / "broken"
+    data_dir.mkdir()
+    (data_dir / "results").write_text("a file where the results folder should be: every write fails")
+    with Server(data_dir, tiny_models, env={"OPENVEO_MAX_ATTEMPTS": "2"}) as server:
+        key = server.new_key(credits=1)
+        response = httpx.post(
+            f"{server.url}/v1/veo-2", json={"prompt": "doomed"}, headers={"x-api-key": key}, timeout=120
+        )
+        assert response.status_code == 500
+        assert "not charged" in response.json()["error"]
+        job_id = response.json()["error"] and _only_job(server)
+        job, kinds = job_and_ledger(server, job_id)
+        assert job.status == "failed" and job.attempts == 2
+        assert kinds == ["reserve", "refund"]
+        credits = httpx.get(f"{server.url}/v1/get-user-credits", headers={"x-api-key": key}).json()
+        assert credits == {"credits": 1}
+
+
+def _only_job(server: Server) -> str:
+    db = server.database()
+    try:
+        with db.read() as conn:
+            [job_id] = conn.execute(jobs.select().with_only_columns(jobs.c.id)).scalars().all()
+            return job_id
+    finally:
+        db.dispose()

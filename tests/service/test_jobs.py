@@ -1,0 +1,146 @@
+"""The job state machine and its credits, on a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from openveo.service import keys
+from openveo.service.billing import to_micro
+from openveo.service.jobs import JobNotFound, Jobs, QueuePolicy
+from openveo.service.requests import GenerationRequest
+from openveo.store.schema import ledger
+
+REQUEST = GenerationRequest(prompt="a red panda", model="tiny-wan2.2", seed=7, image=b"\x89PNG...")
+COST = to_micro(0.05)
+
+
+@pytest.fixture()
+def setup(database):
+    key, _ = keys.create_key(database, "tester", 1.0)
+    return Jobs(database, QueuePolicy(lease_s=30, max_attempts=2)), key
+
+
+def ledger_kinds(jobs: Jobs, job_id: str) -> list[str]:
+    with jobs.db.read() as conn:
+        rows = conn.execute(ledger.select().where(ledger.c.job_id == job_id).order_by(ledger.c.id))
+        return [r.kind for r in rows]
+
+
+def test_success_is_charged_once(setup):
+    jobs, key = setup
+    job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    assert job.status == "queued" and jobs.balance(key.id) == to_micro(0.95)
+    claimed = jobs.claim("w1", ["tiny-wan2.2"])
+    assert claimed.job.id == job.id and claimed.request == REQUEST  # the image travels to the worker
+    assert jobs.heartbeat(job.id, "w1", 2, 4) == "ok"
+    assert jobs.get(job.id).progress == 0.5
+    assert jobs.complete(job.id, "w1", {"videos": [{"video": "v", "thumbnail": "t", "seed": 7}]})
+    assert not jobs.complete(job.id, "w1", {"videos": []})
+    done = jobs.get(job.id)
+    assert done.status == "succeeded" and done.billing == "charged" and done.expires_at > time.time()
+    assert ledger_kinds(jobs, job.id) == ["reserve", "charge"]
+    assert jobs.balance(key.id) == to_micro(0.95)
+
+
+def test_workers_claim_only_their_models(setup):
+    jobs, key = setup
+    jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    assert jobs.claim("w1", ["tiny-ltx"]) is None
+    assert jobs.claim("w2", ["tiny-wan2.2"]) is not None
+    assert jobs.claim("w3", ["tiny-wan2.2"]) is None  # already taken
+
+
+def test_failures_retry_then_fail_and_refund(setup):
+    jobs, key = setup
+    job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    jobs.claim("w1", ["tiny-wan2.2"])
+    assert jobs.fail(job.id, "w1", "out of memory") == "queued"
+    jobs.claim("w1", ["tiny-wan2.2"])
+    assert jobs.fail(job.id, "w1", "out of memory") == "failed"
+    failed = jobs.get(job.id)
+    assert failed.status == "failed" and failed.attempts == 2 and "out of memory" in failed.error
+    assert ledger_kinds(jobs, job.id) == ["reserve", "refund"]
+    assert jobs.balance(key.id) == to_micro(1.0)
+
+
+def test_a_dead_workers_job_is_requeued_then_given_up(database):
+    key, _ = keys.create_key(database, "tester", 1.0)
+    jobs = Jobs(database, QueuePolicy(lease_s=0.2, max_attempts=2))
+    job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    jobs.claim("dead-1", ["tiny-wan2.2"])
+    time.sleep(0.3)
+    jobs.recover()
+    assert jobs.get(job.id).status == "queued"
+    assert jobs.heartbeat(job.id, "dead-1") == "lost"  # the first worker can no longer write
+    jobs.claim("dead-2", ["tiny-wan2.2"])
+    time.sleep(0.3)
+    jobs.recover()
+    given_up = jobs.get(job.id)
+    assert given_up.status == "failed" and given_up.billing == "refunded"
+    assert not jobs.complete(job.id, "dead-2", {"videos": []})
+
+
+def test_cancel_queued_refunds_and_cancel_running_flags(setup):
+    jobs, key = setup
+    queued = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    canceled = jobs.cancel(queued.id, key.id)
+    assert canceled.status == "canceled" and canceled.billing == "refunded"
+
+    running = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    jobs.claim("w1", ["tiny-wan2.2"])
+    assert jobs.cancel(running.id, key.id).status == "running"
+    assert jobs.heartbeat(running.id, "w1", 1, 4) == "cancel"
+    assert jobs.canceled(running.id, "w1")
+    assert jobs.get(running.id).billing == "refunded"
+    assert jobs.balance(key.id) == to_micro(1.0)
+
+
+def test_release_gives_the_job_back_without_counting_an_attempt(setup):
+    jobs, key = setup
+    job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    jobs.claim("w1", ["tiny-wan2.2"])
+    assert jobs.release(job.id, "w1")
+    again = jobs.get(job.id)
+    assert again.status == "queued" and again.attempts == 0 and again.billing == "reserved"
+
+
+def test_other_keys_cannot_see_or_cancel(setup, database):
+    jobs, key = setup
+    other, _ = keys.create_key(database, "other", 1.0)
+    job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    with pytest.raises(JobNotFound):
+        jobs.get(job.id, other.id)
+    with pytest.raises(JobNotFound):
+        jobs.cancel(job.id, other.id)
+
+
+def test_idempotent_submit_returns_the_same_job(setup):
+    jobs, key = setup
+    first = jobs.submit(key, REQUEST, cost=COST, protocol="test", idempotency_key="abc")
+    second = jobs.submit(key, REQUEST, cost=COST, protocol="test", idempotency_key="abc")
+    assert first.id == second.id and jobs.balance(key.id) == to_micro(0.95)
+
+
+def test_list_pages_newest_first(setup):
+    jobs, key = setup
+    ids = [jobs.submit(key, REQUEST, cost=COST, protocol="test").id for _ in range(5)]
+    page, more = jobs.list(key.id, limit=3)
+    assert [j.id for j in page] == ids[::-1][:3] and more
+    rest, more = jobs.list(key.id, limit=3, after=page[-1].id)
+    assert [j.id for j in rest] == ids[::-1][3:] and not more
+    assert jobs.queue_position(jobs.get(ids[3])) == 3
+
+
+def test_results_and_stale_queued_jobs_expire(database):
+    key, _ = keys.create_key(database, "tester", 1.0)
+    jobs = Jobs(database, QueuePolicy(retention_s=0.1, queue_timeout_s=0.1))
+    done = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    jobs.claim("w1", ["tiny-wan2.2"])
+    jobs.complete(done.id, "w1", {"videos": []})
+    waiting = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    time.sleep(0.2)
+    assert jobs.recover() == [done.id]
+    assert jobs.get(done.id).status == "expired" and jobs.get(done.id).billing == "charged"
+    assert jobs.get(waiting.id).status == "expired" and jobs.get(waiting.id).billing == "refunded"
