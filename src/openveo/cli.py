@@ -388,11 +388,13 @@ def keys_create(
     data_dir: DataDir = None,
 ) -> None:
     """Make a key. Its secret is printed once, as the last line of stdout; only a hash is stored."""
+    from openveo.service.billing import credits_text
     from openveo.service.keys import create_key
 
     key, secret = create_key(_database(_settings(data_dir, database_url=database_url)), name, credits)
     err.print(
-        f"key {key.id} ({key.name}) with {key.credits:g} credits; store the secret now:", highlight=False
+        f"key {key.id} ({key.name}) with {credits_text(key.balance)} credits; store the secret now:",
+        highlight=False,
     )
     out.print(secret, highlight=False, soft_wrap=True)
 
@@ -400,13 +402,14 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """Every key: id, name, prefix, balance, created, revoked."""
+    from openveo.service.billing import credits_text
     from openveo.service.keys import list_keys
 
     table = Table("id", "name", "prefix", "credits", "created", "status")
     for key in list_keys(_database(_settings(data_dir, database_url=database_url))):
         status = "revoked " + _when(key.revoked_at) if key.revoked_at else "active"
         table.add_row(
-            str(key.id), key.name, key.prefix + "…", f"{key.credits:g}", _when(key.created_at), status
+            str(key.id), key.name, key.prefix + "…", credits_text(key.balance), _when(key.created_at), status
         )
     out.print(table)
 
@@ -438,14 +441,14 @@ def credits_add(
     data_dir: DataDir = None,
 ) -> None:
     """Add credits to a key; prints the new balance."""
-    from openveo.service.billing import InsufficientCredits
+    from openveo.service.billing import InsufficientCredits, credits_text
     from openveo.service.keys import KeyNotFound, add_credits
 
     try:
         updated = add_credits(_database(_settings(data_dir, database_url=database_url)), key, amount)
     except (KeyNotFound, InsufficientCredits) as exc:
         raise _fail(str(exc)) from None
-    out.print(f"{updated.credits:g}", highlight=False)
+    out.print(credits_text(updated.balance), highlight=False)
 
 
 @credits_app.command("show")
@@ -455,13 +458,14 @@ def credits_show(
     data_dir: DataDir = None,
 ) -> None:
     """Print a key's balance."""
+    from openveo.service.billing import credits_text
     from openveo.service.keys import KeyNotFound, show_key
 
     try:
         shown = show_key(_database(_settings(data_dir, database_url=database_url)), key)
     except KeyNotFound as exc:
         raise _fail(str(exc)) from None
-    out.print(f"{shown.credits:g}", highlight=False)
+    out.print(credits_text(shown.balance), highlight=False)
 
 
 @db_app.command("upgrade")

@@ -120,6 +120,16 @@ class Server:
             time.sleep(0.1)
         raise AssertionError(f"expected {count} workers:\n{self.log()}")
 
+    def wait_status(self, key: str, job_id: str, wanted: set[str], timeout: float = 90) -> str:
+        """Poll a v2 request until its Segmind status is one of `wanted`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = httpx.get(f"{self.url}/v2/requests/{job_id}/status", headers={"x-api-key": key}).json()
+            if status["status"] in wanted:
+                return status["status"]
+            time.sleep(0.05)
+        raise AssertionError(f"{job_id} never reached {wanted}:\n{self.log()}")
+
     def __enter__(self) -> Server:
         return self.start()
 

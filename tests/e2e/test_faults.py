@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import httpx
 
 from openveo.store.schema import jobs, ledger
 from tests.e2e.server import Server
-
-
-def wait_status(server: Server, key: str, job_id: str, wanted: set[str], timeout: float = 90) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = httpx.get(f"{server.url}/v2/requests/{job_id}/status", headers={"x-api-key": key}).json()
-        if status["status"] in wanted:
-            return status["status"]
-        time.sleep(0.05)
-    raise AssertionError(f"{job_id} never reached {wanted}:\n{server.log()}")
 
 
 def job_and_ledger(server: Server, job_id: str):
@@ -40,9 +29,9 @@ def test_a_sigkilled_worker_s_job_reruns_and_is_charged_once(tmp_path, tiny_mode
         job_id = httpx.post(
             f"{server.url}/v2/veo-2", json={"prompt": "interrupted"}, headers={"x-api-key": key}
         ).json()["request_id"]
-        wait_status(server, key, job_id, {"PROCESSING"})
+        server.wait_status(key, job_id, {"PROCESSING"})
         os.kill(worker, signal.SIGKILL)
-        assert wait_status(server, key, job_id, {"COMPLETED", "FAILED"}) == "COMPLETED"
+        assert server.wait_status(key, job_id, {"COMPLETED", "FAILED"}) == "COMPLETED"
         job, kinds = job_and_ledger(server, job_id)
         assert job.attempts == 2 and kinds == ["reserve", "charge"]
         assert server.worker_pids() != [worker]  # the supervisor started a new worker

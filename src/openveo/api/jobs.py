@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from openveo.api.bodies import image_bytes, read_fields
+from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
 from openveo.service.billing import to_credits
@@ -86,12 +86,7 @@ async def create_job(request: Request) -> JSONResponse:
     fields = await read_fields(request, state.settings.max_body_bytes)
     webhook_url = fields.pop("webhook_url", None)
     fields.setdefault("model", state.settings.model)
-    fields["image"] = await image_bytes(
-        fields.get("image"),
-        field="image",
-        max_bytes=state.settings.max_image_bytes,
-        allow_urls=state.settings.allow_image_urls,
-    )
+    fields["image"] = await state.image(fields.get("image"))
     job = await state.submit(
         request,
         key,

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from openveo.api.bodies import image_bytes, read_fields
+from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
 from openveo.engine.catalog import UnknownModel
-from openveo.service.billing import to_credits
+from openveo.service.billing import credits_text
 from openveo.service.jobs import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobNotFound
 
 router = APIRouter()
@@ -53,12 +53,7 @@ async def _submit(request: Request, slug: str, protocol: str) -> tuple[ApiState,
     webhook_url = wire.pop("webhook_url", None) or None
     fields = {WIRE_TO_FIELD.get(name, name): value for name, value in wire.items()}
     fields["model"] = model
-    fields["image"] = await image_bytes(
-        wire.get("image"),
-        field="image",
-        max_bytes=state.settings.max_image_bytes,
-        allow_urls=state.settings.allow_image_urls,
-    )
+    fields["image"] = await state.image(wire.get("image"))
     job = await state.submit(
         request, key, fields, protocol=protocol, wire_names=FIELD_TO_WIRE, webhook_url=webhook_url
     )
@@ -89,11 +84,11 @@ async def run_sync(slug: str, request: Request) -> Response:
         content=video,
         media_type="video/mp4",
         headers={
-            "x-remaining-credits": f"{to_credits(balance):g}",
+            "x-remaining-credits": credits_text(balance),
             "x-seed-value": str(finished.videos[0]["seed"]),
             "x-request-id": finished.id,
             "x-generation-time": f"{finished.generation_time or 0.0:.3f}",
-            "x-cost": f"{to_credits(finished.cost):g}",
+            "x-cost": credits_text(finished.cost),
         },
     )
 

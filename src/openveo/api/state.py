@@ -10,6 +10,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from openveo.api.auth import RateLimiter, key_from_headers, require_key
+from openveo.api.bodies import image_bytes
 from openveo.api.errors import ApiError
 from openveo.api.watch import JobWatcher
 from openveo.service.billing import InsufficientCredits, to_micro
@@ -76,6 +77,15 @@ class ApiState:
             )
         except InsufficientCredits as exc:
             raise ApiError(credits_status, str(exc)) from None
+
+    async def image(self, value: Any, field: str = "image") -> bytes | None:
+        """An image input as bytes, within the configured size and URL policy."""
+        return await image_bytes(
+            value,
+            field=field,
+            max_bytes=self.settings.max_image_bytes,
+            allow_urls=self.settings.allow_image_urls,
+        )
 
     def base_url(self, request: Request) -> str:
         """Where clients reach this server: the configured public URL, else what the request says

@@ -23,8 +23,8 @@ class InsufficientCredits(Exception):
         self.balance = balance
         self.needed = needed
         super().__init__(
-            f"insufficient credits: this request costs {to_credits(needed):g}, "
-            f"the balance is {to_credits(balance):g}"
+            f"insufficient credits: this request costs {credits_text(needed)}, "
+            f"the balance is {credits_text(balance)}"
         )
 
 
@@ -34,6 +34,11 @@ def to_micro(credits: float) -> int:
 
 def to_credits(micro: int) -> float:
     return round(micro / MICRO, 6)
+
+
+def credits_text(micro: int) -> str:
+    """Credits as people write them: "0.95", "100", "1234567.5" (never exponent notation)."""
+    return f"{micro / MICRO:.6f}".rstrip("0").rstrip(".")
 
 
 def balance(conn: Connection, key_id: int) -> int:

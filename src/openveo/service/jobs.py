@@ -457,27 +457,12 @@ def _get(conn: Connection, job_id: str) -> Job:
 
 
 def _job(row) -> Job:
-    return Job(
-        id=row.id,
-        key_id=row.key_id,
-        protocol=row.protocol,
-        model=row.model,
-        request=json.loads(row.request),
-        has_image=bool(row.has_image),
-        extra=json.loads(row.extra or "{}"),
-        status=row.status,
-        cost=row.cost,
-        billing=row.billing,
-        attempts=row.attempts,
-        progress_step=row.progress_step,
-        progress_total=row.progress_total,
-        cancel_requested=bool(row.cancel_requested),
-        error=row.error,
-        result=json.loads(row.result) if row.result else None,
-        webhook_url=row.webhook_url,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        expires_at=row.expires_at,
-        updated_at=row.updated_at,
+    values = {f.name: row._mapping[f.name] for f in dataclasses.fields(Job)}
+    values.update(
+        request=json.loads(values["request"]),
+        extra=json.loads(values["extra"] or "{}"),
+        result=json.loads(values["result"]) if values["result"] else None,
+        has_image=bool(values["has_image"]),
+        cancel_requested=bool(values["cancel_requested"]),
     )
+    return Job(**values)

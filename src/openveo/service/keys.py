@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import Connection, or_, select, update
 
@@ -114,11 +114,4 @@ def _get(conn: Connection, key_id: int) -> ApiKey:
 
 
 def _key(row) -> ApiKey:
-    return ApiKey(
-        id=row.id,
-        name=row.name,
-        prefix=row.prefix,
-        balance=row.balance,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )
+    return ApiKey(**{f.name: row._mapping[f.name] for f in fields(ApiKey)})

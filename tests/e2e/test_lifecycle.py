@@ -1,0 +1,83 @@
+"""The service's life: the first key, a standalone worker and its drain, results that expire."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.e2e.server import Server
+
+
+def test_a_first_run_makes_a_key_and_shows_it_once(tmp_path, tiny_models):
+    data_dir = tmp_path / "fresh"
+    with Server(data_dir, tiny_models, workers=0) as server:
+        pass
+    found = re.findall(r"^\s+(ov-\S+)$", server.log(), flags=re.MULTILINE)
+    assert len(found) == 1
+    with Server(data_dir, tiny_models, workers=0) as again:
+        credits = httpx.get(f"{again.url}/v1/get-user-credits", headers={"x-api-key": found[0]}).json()
+        assert credits == {"credits": 100}
+    assert re.findall(r"^\s+(ov-\S+)$", again.log(), flags=re.MULTILINE) == found  # not printed again
+
+
+def test_a_standalone_worker_serves_the_queue_and_drains_on_sigterm(tmp_path, tiny_models):
+    with Server(tmp_path / "split", tiny_models, workers=0) as server:
+        key = server.new_key(credits=5)
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "openveo.cli",
+                "worker",
+                "--model",
+                "tiny",
+                "--data-dir",
+                str(server.data_dir),
+            ],
+            env=server.env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            job_id = httpx.post(
+                f"{server.url}/v2/veo-2", json={"prompt": "drained"}, headers={"x-api-key": key}
+            ).json()["request_id"]
+            server.wait_status(key, job_id, {"PROCESSING"})
+            worker.send_signal(signal.SIGTERM)  # drain: the running job still finishes
+            assert worker.wait(60) == 0
+            assert server.wait_status(key, job_id, {"COMPLETED", "FAILED"}, timeout=5) == "COMPLETED"
+            later = httpx.post(
+                f"{server.url}/v2/veo-2", json={"prompt": "nobody left"}, headers={"x-api-key": key}
+            ).json()["request_id"]
+            time.sleep(1)
+            assert server.wait_status(key, later, {"QUEUED"}, timeout=2) == "QUEUED"  # waits, not failed
+        finally:
+            worker.kill()
+            worker.wait()
+        assert "draining" in worker.stderr.read()
+
+
+def test_results_expire_after_the_retention(tmp_path, tiny_models):
+    env = {"OPENVEO_RETENTION_S": "1"}
+    with Server(tmp_path / "retention", tiny_models, env=env) as server:
+        key = server.new_key(credits=1)
+        response = httpx.post(f"{server.url}/v2/veo-2", json={"prompt": "brief"}, headers={"x-api-key": key})
+        job_id = response.json()["request_id"]
+        server.wait_status(key, job_id, {"COMPLETED"})
+        output = httpx.get(f"{server.url}/v2/requests/{job_id}", headers={"x-api-key": key}).json()["output"]
+        files = server.data_dir / "results" / "jobs" / job_id
+        assert files.is_dir()
+        deadline = time.monotonic() + 15
+        while files.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not files.exists()  # housekeeping deleted the files
+        assert httpx.get(output).status_code == 403  # the link has expired too
+        expired = httpx.get(f"{server.url}/v2/requests/{job_id}", headers={"x-api-key": key})
+        assert expired.status_code == 422 and "expired" in expired.json()["error"]
+        credits = httpx.get(f"{server.url}/v1/get-user-credits", headers={"x-api-key": key}).json()
+        assert credits == {"credits": 0.95}  # an expired result was still delivered: no refund
