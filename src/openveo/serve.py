@@ -19,7 +19,9 @@ from openveo.config import Settings
 log = logging.getLogger("openveo.serve")
 
 RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
+HEALTHY_RUN_S = 60.0
 STOP_GRACE_S = 10.0
+SUPERVISOR_ENV = "OPENVEO_SUPERVISOR_PID"  # set for workers `serve` starts: they exit when it dies
 
 
 def visible_gpus() -> list[str]:
@@ -59,9 +61,12 @@ class WorkerSupervisor:
 
     def __init__(self, settings: Settings, count: int, gpus: list[str]) -> None:
         self.settings = settings
-        self.slots = [gpus[i] if i < len(gpus) else None for i in range(count)]
+        # More workers than GPUs share them round-robin; with no GPU every worker runs on the CPU.
+        self.slots = [gpus[i % len(gpus)] if gpus else None for i in range(count)]
         self.procs: list[subprocess.Popen | None] = [None] * count
+        self.started_at = [0.0] * count
         self.failures = [0] * count
+        self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
@@ -71,12 +76,16 @@ class WorkerSupervisor:
         self._thread.start()
 
     def _spawn(self, slot: int) -> None:
-        env = {**os.environ, **settings_env(self.settings)}
+        env = {**os.environ, **settings_env(self.settings), SUPERVISOR_ENV: str(os.getpid())}
         gpu = self.slots[slot]
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
         args = [sys.executable, "-m", "openveo.cli", "worker", "--no-migrate"]
-        self.procs[slot] = subprocess.Popen(args, env=env, start_new_session=True)
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self.procs[slot] = subprocess.Popen(args, env=env, start_new_session=True)
+            self.started_at[slot] = time.monotonic()
         where = f"GPU {gpu}" if gpu is not None else "CPU"
         log.info("started worker %d (pid %d) on %s", slot, self.procs[slot].pid, where)
 
@@ -85,6 +94,8 @@ class WorkerSupervisor:
             for slot, proc in enumerate(self.procs):
                 if proc is None or proc.poll() is None or self._stopping.is_set():
                     continue
+                if time.monotonic() - self.started_at[slot] > HEALTHY_RUN_S:
+                    self.failures[slot] = 0  # it ran fine for a while: this is a fresh failure
                 delay = RESTART_BACKOFF_S[min(self.failures[slot], len(RESTART_BACKOFF_S) - 1)]
                 self.failures[slot] += 1
                 log.warning("worker %d exited with %s; restarting in %ds", slot, proc.returncode, delay)
@@ -94,8 +105,9 @@ class WorkerSupervisor:
 
     def stop(self) -> None:
         """SIGINT: each worker gives its running job back to the queue and exits; then SIGKILL."""
-        self._stopping.set()
-        live = [p for p in self.procs if p is not None and p.poll() is None]
+        with self._lock:  # no worker is being started while we look
+            self._stopping.set()
+            live = [p for p in self.procs if p is not None and p.poll() is None]
         for proc in live:
             proc.send_signal(signal.SIGINT)
         deadline = time.monotonic() + STOP_GRACE_S
@@ -144,6 +156,9 @@ def run(settings: Settings, workers: int | None) -> None:
     supervisor.start()
     if count == 0:
         log.info("no workers: this server only accepts and serves jobs (run `openveo worker` elsewhere)")
+    # uvicorn shuts down on SIGTERM and then re-raises it; as an exception it lets `finally` stop the
+    # workers (the default action would kill this process first and leave them running).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         config = uvicorn.Config(
             create_app(settings),
@@ -156,3 +171,7 @@ def run(settings: Settings, workers: int | None) -> None:
         uvicorn.Server(config).run()
     finally:
         supervisor.stop()
+
+
+def _exit_on_sigterm(*_args) -> None:
+    raise SystemExit(0)

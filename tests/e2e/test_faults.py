@@ -37,11 +37,15 @@ def test_a_sigkilled_worker_s_job_reruns_and_is_charged_once(tmp_path, tiny_mode
         assert server.worker_pids() != [worker]  # the supervisor started a new worker
 
 
-def test_a_job_that_keeps_failing_ends_failed_and_refunded(tmp_path, tiny_models):
-    data_dir = tmp_path / "broken"
+def broken_server(data_dir, tiny_models, attempts: int) -> Server:
+    """A real server whose every result write fails: a file sits where the results folder should be."""
     data_dir.mkdir()
     (data_dir / "results").write_text("a file where the results folder should be: every write fails")
-    with Server(data_dir, tiny_models, env={"OPENVEO_MAX_ATTEMPTS": "2"}) as server:
+    return Server(data_dir, tiny_models, env={"OPENVEO_MAX_ATTEMPTS": str(attempts)})
+
+
+def test_a_job_that_keeps_failing_ends_failed_and_refunded(tmp_path, tiny_models):
+    with broken_server(tmp_path / "broken", tiny_models, attempts=2) as server:
         key = server.new_key(credits=1)
         response = httpx.post(
             f"{server.url}/v1/veo-2", json={"prompt": "doomed"}, headers={"x-api-key": key}, timeout=120
@@ -64,3 +68,32 @@ def _only_job(server: Server) -> str:
             return job_id
     finally:
         db.dispose()
+
+
+def test_a_failed_generation_in_each_protocols_own_form(tmp_path, tiny_models):
+    """Google: a done operation with an error. OpenAI: a video with status failed. Both refunded."""
+    import time
+
+    from google import genai
+    from google.genai import types
+    from openai import OpenAI
+
+    with broken_server(tmp_path / "broken-protocols", tiny_models, attempts=1) as server:
+        key = server.new_key(credits=1)
+        google = genai.Client(
+            enterprise=True, api_key=key, http_options=types.HttpOptions(base_url=server.url)
+        )
+        operation = google.models.generate_videos(model="veo-2.0-generate-001", prompt="doomed")
+        while not operation.done:
+            time.sleep(0.3)
+            operation = google.operations.get(operation)
+        assert operation.error["code"] == 13 and "not charged" in operation.error["message"]
+        assert operation.response is None
+
+        sora = OpenAI(base_url=f"{server.url}/v1", api_key=key).videos.create_and_poll(
+            prompt="doomed", seconds="8", size="1280x720"
+        )
+        assert sora.status == "failed" and sora.error.code == "generation_failed"
+
+        credits = httpx.get(f"{server.url}/v1/get-user-credits", headers={"x-api-key": key}).json()
+        assert credits == {"credits": 1}

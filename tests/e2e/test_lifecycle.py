@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.server import Server
 
@@ -81,3 +83,23 @@ def test_results_expire_after_the_retention(tmp_path, tiny_models):
         assert expired.status_code == 422 and "expired" in expired.json()["error"]
         credits = httpx.get(f"{server.url}/v1/get-user-credits", headers={"x-api-key": key}).json()
         assert credits == {"credits": 0.95}  # an expired result was still delivered: no refund
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_workers_never_outlive_the_server(tmp_path, tiny_models, how):
+    server = Server(tmp_path / "stop", tiny_models).start()
+    workers = server.wait_for_workers(1)
+    server.proc.send_signal(how)
+    server.proc.wait(30)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), server.log()

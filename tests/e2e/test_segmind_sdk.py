@@ -226,3 +226,19 @@ def test_the_api_process_never_loads_torch(server, key):
     assert "libtorch" not in maps
     worker_maps = Path(f"/proc/{server.worker_pids()[0]}/maps").read_text()
     assert "libtorch" in worker_maps  # the probe can see torch where it is loaded
+
+
+def test_bad_webhook_urls_and_signatures_are_clear_errors(server, key):
+    headers = {"x-api-key": key}
+    for bad in ("not a url", "ftp://example.com/hook", {"url": "x"}):
+        response = httpx.post(
+            f"{server.url}/v2/veo-2", json={"prompt": "x", "webhook_url": bad}, headers=headers
+        )
+        assert response.status_code == 422 and "webhook_url" in error_of(response)
+    long_key = httpx.post(
+        f"{server.url}/v1/jobs", json={"prompt": "x"}, headers={**headers, "idempotency-key": "k" * 201}
+    )
+    assert long_key.status_code == 422 and "Idempotency-Key" in error_of(long_key)
+    odd = httpx.get(f"{server.url}/files/jobs/x/video-0.mp4?expires=99999999999&signature=%C3%A9")
+    assert odd.status_code == 403 and error_of(odd)
+    assert credits(server, key) == 10

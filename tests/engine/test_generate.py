@@ -111,3 +111,26 @@ def test_image_to_video(engine, catalog, model):
 
 def test_models_stay_resident(engine, catalog):
     assert engine.load("tiny") is engine.load("tiny-wan2.2")
+
+
+def test_output_size_scales_and_crops_without_stretching(engine):
+    from openveo.engine.engine import _fit_frames
+
+    # A frame whose left half is black and right half white: after fitting 160x96 into 1280x720 the
+    # edge stays in the middle, so nothing was stretched sideways.
+    frames = np.zeros((2, 96, 160, 3), dtype=np.float32)
+    frames[:, :, 80:] = 1.0
+    fitted = _fit_frames(frames, 1280, 720)
+    assert fitted.shape == (2, 720, 1280, 3) and fitted.dtype == np.uint8
+    row = fitted[0, 360, :, 0].astype(int)
+    assert row[:600].max() < 10 and row[680:].min() > 245
+    assert abs(int(np.argmax(row > 127)) - 640) <= 2
+
+
+def test_generate_at_an_output_size(engine, catalog):
+    from openveo.service.requests import GenerationRequest
+
+    request = GenerationRequest(prompt="a wave", model="tiny-wan2.1", seed=1, output_size=(320, 180))
+    result = engine.generate(request)
+    assert result.videos[0].shape[1:] == (180, 320, 3)
+    assert (result.width, result.height) == (320, 180)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from openveo.service import keys
+from openveo.service import billing, keys
 from openveo.service.billing import to_micro
 from openveo.service.jobs import JobNotFound, Jobs, QueuePolicy
 from openveo.service.requests import GenerationRequest
@@ -36,8 +36,10 @@ def test_success_is_charged_once(setup):
     assert claimed.job.id == job.id and claimed.request == REQUEST  # the image travels to the worker
     assert jobs.heartbeat(job.id, "w1", 2, 4) == "ok"
     assert jobs.get(job.id).progress == 0.5
-    assert jobs.complete(job.id, "w1", {"videos": [{"video": "v", "thumbnail": "t", "seed": 7}]})
-    assert not jobs.complete(job.id, "w1", {"videos": []})
+    assert (
+        jobs.complete(job.id, "w1", {"videos": [{"video": "v", "thumbnail": "t", "seed": 7}]}) == "succeeded"
+    )
+    assert jobs.complete(job.id, "w1", {"videos": []}) == "lost"
     done = jobs.get(job.id)
     assert done.status == "succeeded" and done.billing == "charged" and done.expires_at > time.time()
     assert ledger_kinds(jobs, job.id) == ["reserve", "charge"]
@@ -79,7 +81,7 @@ def test_a_dead_workers_job_is_requeued_then_given_up(database):
     jobs.recover()
     given_up = jobs.get(job.id)
     assert given_up.status == "failed" and given_up.billing == "refunded"
-    assert not jobs.complete(job.id, "dead-2", {"videos": []})
+    assert jobs.complete(job.id, "dead-2", {"videos": []}) == "lost"
 
 
 def test_cancel_queued_refunds_and_cancel_running_flags(setup):
@@ -144,3 +146,58 @@ def test_results_and_stale_queued_jobs_expire(database):
     assert jobs.recover() == [done.id]
     assert jobs.get(done.id).status == "expired" and jobs.get(done.id).billing == "charged"
     assert jobs.get(waiting.id).status == "expired" and jobs.get(waiting.id).billing == "refunded"
+
+
+def test_delete_hides_the_job_and_cancels_unfinished_work(setup):
+    jobs, key = setup
+    running = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    jobs.claim("w1", ["tiny-wan2.2"])
+    deleted = jobs.delete(running.id, key.id)
+    assert deleted.status == "canceled" and deleted.billing == "refunded"
+    assert jobs.heartbeat(running.id, "w1", 1, 4) == "lost"  # the worker stops and discards its output
+    assert jobs.complete(running.id, "w1", {"videos": []}) == "lost"
+    with pytest.raises(JobNotFound):
+        jobs.get(running.id)
+    assert jobs.list(key.id) == ([], False)
+    assert jobs.balance(key.id) == to_micro(1.0)
+
+
+def test_a_cancel_is_never_lost(database):
+    """Canceled while running, then the run ends in any way: the job ends canceled and refunded."""
+    key, _ = keys.create_key(database, "tester", 1.0)
+    jobs = Jobs(database, QueuePolicy(lease_s=0.2, max_attempts=3))
+    endings = {
+        "after the last step": lambda job_id: jobs.complete(job_id, "w", {"videos": []}),
+        "a failed run": lambda job_id: jobs.fail(job_id, "w", "boom"),
+        "a dead worker": lambda job_id: (time.sleep(0.3), jobs.recover()),
+        "a worker shutting down": lambda job_id: jobs.release(job_id, "w"),
+    }
+    for ending in endings.values():
+        job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+        jobs.claim("w", ["tiny-wan2.2"])
+        jobs.cancel(job.id, key.id)
+        ending(job.id)
+        final = jobs.get(job.id)
+        assert (final.status, final.billing) == ("canceled", "refunded"), ending
+    assert jobs.balance(key.id) == to_micro(1.0)
+
+
+def test_recover_cannot_undo_a_completion(database):
+    """recover() and complete() racing on PostgreSQL: whichever commits second sees the other's result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    key, _ = keys.create_key(database, "tester", 1.0)
+    jobs = Jobs(database, QueuePolicy(lease_s=0.05, max_attempts=1))
+    for _ in range(10):
+        job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+        jobs.claim("w", ["tiny-wan2.2"])
+        time.sleep(0.06)
+        with ThreadPoolExecutor(2) as pool:
+            done = pool.submit(jobs.complete, job.id, "w", {"videos": []})
+            pool.submit(jobs.recover).result()
+            outcome = done.result()
+        final = jobs.get(job.id)
+        expected = ("succeeded", "charged") if outcome == "succeeded" else ("failed", "refunded")
+        assert (final.status, final.billing) == expected
+    with jobs.db.read() as conn:
+        assert billing.balance(conn, key.id) == billing.ledger_sum(conn, key.id)

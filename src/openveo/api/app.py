@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from openveo import __version__
-from openveo.api import errors, files, jobs, segmind
+from openveo.api import errors, files, google, jobs, openai, segmind
 from openveo.api.auth import RateLimiter
 from openveo.api.state import ApiState
 from openveo.api.watch import JobWatcher
@@ -48,8 +48,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         description="Self-hosted, open-model video generation behind the Veo 2 APIs.",
         lifespan=lifespan,
     )
-    errors.install(app, errors.ErrorFormats())
-    app.include_router(jobs.router)  # before segmind: /v1/jobs is not a model slug
+    formats = errors.ErrorFormats()
+    formats.add(openai.matches, openai.render_error)
+    formats.add(google.matches, google.render_error)
+    errors.install(app, formats)
+    # Specific routes first: /v1/jobs and /v1/videos are not Segmind model slugs.
+    app.include_router(openai.router)
+    app.include_router(google.router)
+    app.include_router(jobs.router)
     app.include_router(files.router)
     app.include_router(segmind.router)
     return app
@@ -61,7 +67,9 @@ async def _deliver_webhooks(state: ApiState) -> None:
     dispatcher = Dispatcher(
         runtime.db,
         render=lambda job_id: jobs.job_json(state, *_job_with_base(runtime, job_id)),
-        secret_for=lambda job_id: key_secret(runtime.secret, runtime.jobs.get(job_id).key_id),
+        secret_for=lambda job_id: key_secret(
+            runtime.secret, runtime.jobs.get(job_id, include_deleted=True).key_id
+        ),
         first_retry_s=runtime.settings.webhook_retry_s,
     )
     while True:
@@ -74,7 +82,7 @@ async def _deliver_webhooks(state: ApiState) -> None:
 
 
 def _job_with_base(runtime: Runtime, job_id: str):
-    job = runtime.jobs.get(job_id)
+    job = runtime.jobs.get(job_id, include_deleted=True)
     return job.extra.get("base_url", ""), job
 
 

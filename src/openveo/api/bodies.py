@@ -45,6 +45,7 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
         406,
         f"unsupported Content-Type {kind!r}; send application/json, multipart/form-data "
         "or application/x-www-form-urlencoded",
+        code="unsupported_media",
     )
 
 

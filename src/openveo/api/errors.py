@@ -16,13 +16,35 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger("openveo.api")
 
 
+# What went wrong, independent of any protocol; each renderer picks its own status and words for it.
+CODES_BY_STATUS = {
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    422: "invalid",
+    429: "rate_limited",
+    500: "internal",
+}
+
+
 class ApiError(Exception):
+    """An error answer. `status` is the Segmind status (the canonical one); `code` says what it means,
+    and must be given where a status means two things (406: no credits, or an unsupported body)."""
+
     def __init__(
-        self, status: int, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code or CODES_BY_STATUS.get(status, "error")
         self.field = field
         self.headers = headers or {}
 

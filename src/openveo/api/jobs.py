@@ -132,8 +132,10 @@ async def get_job(job_id: str, request: Request) -> dict[str, Any]:
 @router.post("/v1/jobs/{job_id}/cancel")
 async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
     state, key = await _key(request)
-    await _job(state, key, job_id)
-    job = await run_in_threadpool(state.jobs.cancel, job_id, key.id)
+    try:
+        job = await run_in_threadpool(state.jobs.cancel, job_id, key.id)
+    except JobNotFound:
+        raise ApiError(404, f"no job {job_id!r} for this key") from None
     return await _render(state, request, job)
 
 

@@ -4,6 +4,8 @@ is the same model with an input image required. Every error is `{"error": "..."}
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -72,12 +74,21 @@ async def run_sync(slug: str, request: Request) -> Response:
     """Blocks until the video is ready and answers with its bytes. A client that hangs up cancels
     (and is refunded for) its job."""
     state, key, job = await _submit(request, slug, "segmind-v1")
-    finished = await state.watcher.watch(job.id, lambda j: j.done, gone=request.is_disconnected)
+    finished = None
+    try:
+        finished = await state.watcher.watch(job.id, lambda j: j.done, gone=request.is_disconnected)
+    finally:
+        if finished is None:  # the client left (or the server is shutting down): nobody will get it
+            with contextlib.suppress(JobNotFound):
+                await asyncio.shield(run_in_threadpool(state.jobs.cancel, job.id))
     if finished is None:
-        await run_in_threadpool(state.jobs.cancel, job.id)
         return Response(status_code=499)
     if finished.status != SUCCEEDED:
-        raise ApiError(500, f"generation failed and was not charged: {finished.error or finished.status}")
+        raise ApiError(
+            500,
+            f"generation failed and was not charged: {finished.error or finished.status}",
+            code="generation_failed",
+        )
     video = await run_in_threadpool(state.read_file, finished)
     balance = await run_in_threadpool(state.jobs.balance, key.id)
     return Response(

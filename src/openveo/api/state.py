@@ -14,10 +14,11 @@ from openveo.api.bodies import image_bytes
 from openveo.api.errors import ApiError
 from openveo.api.watch import JobWatcher
 from openveo.service.billing import InsufficientCredits, to_micro
-from openveo.service.jobs import Job
+from openveo.service.jobs import MAX_IDEMPOTENCY_KEY, Job
 from openveo.service.keys import ApiKey
 from openveo.service.requests import InvalidRequest, Limits, build_request
 from openveo.service.runtime import Runtime
+from openveo.service.webhooks import valid_url
 
 
 @dataclass
@@ -46,8 +47,6 @@ class ApiState:
         *,
         protocol: str,
         wire_names: Mapping[str, str] | None = None,
-        credits_status: int = 406,
-        invalid_status: int = 422,
         extra: dict[str, Any] | None = None,
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
@@ -59,7 +58,11 @@ class ApiState:
             generation = build_request(fields, self.runtime.catalog, limits)
         except InvalidRequest as exc:
             wire = (wire_names or {}).get(exc.field, exc.field)
-            raise ApiError(invalid_status, exc.message(wire), field=wire) from None
+            raise ApiError(422, exc.message(wire), field=wire) from None
+        if webhook_url is not None and (problem := valid_url(webhook_url)):
+            raise ApiError(422, f"webhook_url {problem}", field="webhook_url")
+        if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise ApiError(422, f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters")
         self.limiter.check(key.id)
         preset = self.runtime.catalog.resolve(generation.model)
         cost = to_micro(preset.cost(generation.duration_s, generation.num_videos))
@@ -76,7 +79,7 @@ class ApiState:
                 idempotency_key=idempotency_key,
             )
         except InsufficientCredits as exc:
-            raise ApiError(credits_status, str(exc)) from None
+            raise ApiError(406, str(exc), code="insufficient_credits") from None
 
     async def image(self, value: Any, field: str = "image") -> bytes | None:
         """An image input as bytes, within the configured size and URL policy."""

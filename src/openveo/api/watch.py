@@ -11,7 +11,7 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
-from openveo.service.jobs import Job, Jobs
+from openveo.service.jobs import Job, JobNotFound, Jobs
 from openveo.store.doorbell import Doorbell
 
 FALLBACK_POLL_S = 0.5
@@ -52,11 +52,16 @@ class JobWatcher:
         gone: Callable[[], Awaitable[bool]] | None = None,
         on_change: Callable[[Job], Awaitable[None]] | None = None,
     ) -> Job | None:
-        """Re-read the job on every change until `until(job)`; None if `gone()` says the client left."""
+        """Re-read the job on every change until `until(job)`; None if `gone()` says the client left
+        or the job was deleted."""
         last = None
         while True:
             waiting = asyncio.ensure_future(self.next_change())
-            job = await run_in_threadpool(self.jobs.get, job_id)
+            try:
+                job = await run_in_threadpool(self.jobs.get, job_id)
+            except JobNotFound:  # deleted while watched
+                waiting.cancel()
+                return None
             if on_change and job.updated_at != last:
                 await on_change(job)
                 last = job.updated_at

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from openveo.config import Settings
@@ -110,14 +111,17 @@ class Engine:
             generator = torch.Generator("cpu").manual_seed(seed)  # CPU noise: the same on every device
             with clock.run():
                 frames = pipe(**args, generator=generator, callback_on_step_end=on_step_end).frames[0]
-            videos.append(_to_uint8(frames))
+            if request.output_size and request.output_size != (width, height):
+                videos.append(_fit_frames(frames, *request.output_size))
+            else:
+                videos.append(_to_uint8(frames))
 
         return Generation(
             videos=videos,
             seeds=seeds,
             preset=preset,
-            width=width,
-            height=height,
+            width=videos[0].shape[2],
+            height=videos[0].shape[1],
             num_frames=num_frames,
             fps=preset.fps,
             steps=steps,
@@ -130,6 +134,23 @@ def _fit_image(data: bytes, width: int, height: int) -> Image.Image:
     with Image.open(io.BytesIO(data)) as img:
         rgb = ImageOps.exif_transpose(img).convert("RGB")
     return ImageOps.fit(rgb, (width, height), method=Image.Resampling.LANCZOS)
+
+
+def _fit_frames(frames: np.ndarray, width: int, height: int, chunk: int = 16) -> np.ndarray:
+    """Scale float frames (T, H, W, 3) to cover width x height, then center-crop: bicubic with
+    antialiasing, so downscales do not alias and nothing is stretched. Returns uint8 frames; works in
+    chunks so that only the output is held at full size."""
+    source_h, source_w = frames.shape[1:3]
+    scale = max(width / source_w, height / source_h)
+    cover = (max(height, round(source_h * scale)), max(width, round(source_w * scale)))
+    top, left = (cover[0] - height) // 2, (cover[1] - width) // 2
+    out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
+    for start in range(0, len(frames), chunk):
+        batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + chunk])).permute(0, 3, 1, 2)
+        scaled = F.interpolate(batch.float(), size=cover, mode="bicubic", antialias=True, align_corners=False)
+        cropped = scaled[..., top : top + height, left : left + width]
+        out[start : start + chunk] = _to_uint8(cropped.permute(0, 2, 3, 1).numpy())
+    return out
 
 
 def _to_uint8(frames: np.ndarray) -> np.ndarray:

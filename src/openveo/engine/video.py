@@ -112,6 +112,23 @@ def write_thumbnail(frames: np.ndarray, path: Path, *, quality: int = 85) -> Pat
     return path
 
 
+def write_spritesheet(
+    frames: np.ndarray, path: Path, *, columns: int = 5, rows: int = 2, tile_width: int = 256
+) -> Path:
+    """Evenly spaced frames in a grid (a scrubbing preview), JPEG; tiles keep the video's aspect ratio."""
+    count = columns * rows
+    height, width = frames.shape[1:3]
+    tile = (tile_width, max(2, round(tile_width * height / width)))
+    picks = np.linspace(0, len(frames) - 1, count).round().astype(int)
+    sheet = Image.new("RGB", (tile[0] * columns, tile[1] * rows))
+    for slot, index in enumerate(picks):
+        image = Image.fromarray(frames[index]).resize(tile, Image.Resampling.LANCZOS)
+        sheet.paste(image, ((slot % columns) * tile[0], (slot // columns) * tile[1]))
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="JPEG", quality=85)
+    return path
+
+
 if (
     __name__ == "__main__"
 ):  # the encoder child: python -m openveo.engine.video TARGET JOB_JSON < raw RGB frames

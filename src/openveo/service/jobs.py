@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from openveo.service import billing, webhooks
 from openveo.service.keys import ApiKey
@@ -112,6 +113,9 @@ class JobNotFound(LookupError):
     pass
 
 
+MAX_IDEMPOTENCY_KEY = 200
+
+
 # Every column but the image (up to 20 MB), which only the claiming worker reads.
 _JOB_COLUMNS = (*(c for c in jobs.c if c.name != "image"), jobs.c.image.is_not(None).label("has_image"))
 
@@ -146,44 +150,54 @@ class Jobs:
         job_id = secrets.token_hex(16)
         fields = dataclasses.asdict(request)
         image = fields.pop("image")
-        with self.db.write() as conn:
-            if idempotency_key:
-                existing = conn.execute(
-                    _select_jobs().where(jobs.c.key_id == key.id, jobs.c.idempotency_key == idempotency_key)
-                ).first()
-                if existing:
-                    return _job(existing)
-            conn.execute(
-                jobs.insert().values(
-                    id=job_id,
-                    key_id=key.id,
-                    protocol=protocol,
-                    model=request.model,
-                    request=json.dumps(fields),
-                    image=image,
-                    extra=json.dumps(extra or {}),
-                    status=QUEUED,
-                    cost=cost,
-                    billing="reserved",
-                    attempts=0,
-                    progress_step=0,
-                    progress_total=0,
-                    cancel_requested=False,
-                    webhook_url=webhook_url,
-                    idempotency_key=idempotency_key,
-                    created_at=now,
-                    updated_at=now,
+        try:
+            with self.db.write() as conn:
+                if idempotency_key:
+                    existing = _by_idempotency_key(conn, key.id, idempotency_key)
+                    if existing:
+                        return existing
+                conn.execute(
+                    jobs.insert().values(
+                        id=job_id,
+                        key_id=key.id,
+                        protocol=protocol,
+                        model=request.model,
+                        request=json.dumps(fields),
+                        image=image,
+                        extra=json.dumps(extra or {}),
+                        status=QUEUED,
+                        cost=cost,
+                        billing="reserved",
+                        attempts=0,
+                        progress_step=0,
+                        progress_total=0,
+                        cancel_requested=False,
+                        webhook_url=webhook_url,
+                        idempotency_key=idempotency_key,
+                        created_at=now,
+                        updated_at=now,
+                    )
                 )
-            )
-            billing.reserve(conn, key.id, job_id, cost)
-            job = _get(conn, job_id)
+                billing.reserve(conn, key.id, job_id, cost)
+                job = _get(conn, job_id)
+        except IntegrityError:
+            if not idempotency_key:
+                raise
+            with self.db.read() as conn:  # a concurrent submit with the same key won the race
+                job = _by_idempotency_key(conn, key.id, idempotency_key)
+            if job is None:
+                raise
+            return job
         self.signals.queued()
         return job
 
-    def get(self, job_id: str, key_id: int | None = None) -> Job:
+    def get(self, job_id: str, key_id: int | None = None, *, include_deleted: bool = False) -> Job:
         """The job, if it exists and (when `key_id` is given) belongs to that key."""
+        query = _select_jobs().where(jobs.c.id == job_id)
+        if not include_deleted:
+            query = query.where(jobs.c.deleted_at.is_(None))
         with self.db.read() as conn:
-            row = conn.execute(_select_jobs().where(jobs.c.id == job_id)).first()
+            row = conn.execute(query).first()
         if row is None or (key_id is not None and row.key_id != key_id):
             raise JobNotFound(job_id)
         return _job(row)
@@ -192,7 +206,7 @@ class Jobs:
         self, key_id: int, *, limit: int = 20, after: str | None = None, newest_first: bool = True
     ) -> tuple[list[Job], bool]:
         """One page of a key's jobs and whether more follow; `after` is the last id of the previous page."""
-        query = _select_jobs().where(jobs.c.key_id == key_id)
+        query = _select_jobs().where(jobs.c.key_id == key_id, jobs.c.deleted_at.is_(None))
         order = (
             (jobs.c.created_at.desc(), jobs.c.id.desc()) if newest_first else (jobs.c.created_at, jobs.c.id)
         )
@@ -211,6 +225,11 @@ class Jobs:
             rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
         return [_job(r) for r in rows[:limit]], len(rows) > limit
 
+    def image_of(self, job_id: str) -> bytes | None:
+        """The input image of a job (remixes reuse it)."""
+        with self.db.read() as conn:
+            return conn.execute(select(jobs.c.image).where(jobs.c.id == job_id)).scalar()
+
     def queue_position(self, job: Job) -> int | None:
         """How many queued jobs for the same model are ahead of this one (None unless queued)."""
         if job.status != QUEUED:
@@ -226,8 +245,8 @@ class Jobs:
         """A queued job is canceled and refunded at once; a running one is flagged and its worker stops
         within one denoising step. Finished jobs are left as they are."""
         with self.db.write() as conn:
-            job = _get(conn, job_id)
-            if key_id is not None and job.key_id != key_id:
+            job = _lock(conn, job_id)
+            if job is None or (key_id is not None and job.key_id != key_id):
                 raise JobNotFound(job_id)
             if job.status == QUEUED:
                 self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
@@ -239,6 +258,20 @@ class Jobs:
                 )
             job = _get(conn, job_id)
         self.signals.queued()  # wakes workers, which check their cancel flag
+        self.signals.changed()
+        return job
+
+    def delete(self, job_id: str, key_id: int) -> Job:
+        """Hide a job from every API for good. An unfinished one is canceled (and refunded) first; a
+        worker still running it loses its lease and discards its output. The caller removes the files."""
+        with self.db.write() as conn:
+            job = _lock(conn, job_id)
+            if job is None or job.key_id != key_id:
+                raise JobNotFound(job_id)
+            if not job.done:
+                self._finish(conn, job_id, CANCELED, "refund", error="deleted by the client")
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(deleted_at=time.time()))
+            job = _get(conn, job_id, include_deleted=True)
         self.signals.changed()
         return job
 
@@ -277,7 +310,10 @@ class Jobs:
             )
             job = _get(conn, row.id)
         self.signals.changed()
-        request = GenerationRequest(**job.request, image=row.image)
+        fields = dict(job.request)
+        if fields.get("output_size"):
+            fields["output_size"] = tuple(fields["output_size"])  # JSON has no tuples
+        request = GenerationRequest(**fields, image=row.image)
         return ClaimedJob(job=job, request=request)
 
     def heartbeat(
@@ -290,7 +326,9 @@ class Jobs:
         if step is not None:
             values.update(progress_step=step, progress_total=total, updated_at=now)
         with self.db.write() as conn:
-            moved = conn.execute(update(jobs).where(*_owned(job_id, worker_id)).values(**values)).rowcount
+            moved = conn.execute(
+                update(jobs).where(jobs.c.id == job_id, *_owned(worker_id)).values(**values)
+            ).rowcount
             if not moved:
                 return "lost"
             flagged = conn.execute(select(jobs.c.cancel_requested).where(jobs.c.id == job_id)).scalar()
@@ -298,35 +336,37 @@ class Jobs:
             self.signals.changed()
         return "cancel" if flagged else "ok"
 
-    def complete(self, job_id: str, worker_id: str, result: dict[str, Any]) -> bool:
-        """Mark success and charge; False if the lease was lost (another worker owns the job now)."""
+    def complete(self, job_id: str, worker_id: str, result: dict[str, Any]) -> str:
+        """Mark success and charge. Returns 'succeeded'; 'canceled' if the client canceled after the
+        last step (refunded: the result is not delivered); 'lost' if another worker owns the job now."""
         with self.db.write() as conn:
-            if not _still_owned(conn, job_id, worker_id):
-                return False
-            self._finish(
-                conn,
-                job_id,
-                SUCCEEDED,
-                "charge",
-                result=json.dumps(result),
-                expires_at=time.time() + self.policy.retention_s,
-            )
+            job = _lock(conn, job_id, *_owned(worker_id))
+            if job is None:
+                return "lost"
+            if job.cancel_requested:
+                self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
+                outcome = CANCELED
+            else:
+                self._finish(
+                    conn,
+                    job_id,
+                    SUCCEEDED,
+                    "charge",
+                    result=json.dumps(result),
+                    expires_at=time.time() + self.policy.retention_s,
+                )
+                outcome = SUCCEEDED
         self.signals.changed()
-        return True
+        return outcome
 
     def fail(self, job_id: str, worker_id: str, error: str, *, retry: bool = True) -> str | None:
         """A failed run: back to the queue while attempts remain (and `retry`), else failed + refunded.
         Returns the job's new status, or None if the lease was lost."""
         with self.db.write() as conn:
-            if not _still_owned(conn, job_id, worker_id):
+            job = _lock(conn, job_id, *_owned(worker_id))
+            if job is None:
                 return None
-            job = _get(conn, job_id)
-            if retry and job.attempts < self.policy.max_attempts:
-                _requeue(conn, job_id, error)
-                status = QUEUED
-            else:
-                self._finish(conn, job_id, FAILED, "refund", error=error)
-                status = FAILED
+            status = self._retry_or_end(conn, job, error, failed_error=error, retry=retry)
         self.signals.queued()
         self.signals.changed()
         return status
@@ -334,7 +374,7 @@ class Jobs:
     def canceled(self, job_id: str, worker_id: str) -> bool:
         """The worker stopped because the client canceled: refund."""
         with self.db.write() as conn:
-            if not _still_owned(conn, job_id, worker_id):
+            if _lock(conn, job_id, *_owned(worker_id)) is None:
                 return False
             self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
         self.signals.changed()
@@ -343,22 +383,16 @@ class Jobs:
     def release(self, job_id: str, worker_id: str) -> bool:
         """Give a job back untouched (the worker is shutting down); the attempt does not count."""
         with self.db.write() as conn:
-            moved = conn.execute(
-                update(jobs)
-                .where(*_owned(job_id, worker_id))
-                .values(
-                    status=QUEUED,
-                    worker_id=None,
-                    lease_expires_at=None,
-                    attempts=jobs.c.attempts - 1,
-                    progress_step=0,
-                    progress_total=0,
-                    updated_at=time.time(),
-                )
-            ).rowcount
+            job = _lock(conn, job_id, *_owned(worker_id))
+            if job is None:
+                return False
+            if job.cancel_requested:
+                self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
+            else:
+                _requeue(conn, job_id, job.error, attempts=job.attempts - 1)
         self.signals.queued()
         self.signals.changed()
-        return bool(moved)
+        return True
 
     # ---- housekeeping -------------------------------------------------------------------------
 
@@ -370,26 +404,23 @@ class Jobs:
         expired_results: list[str] = []
         with self.db.write() as conn:
             stale = conn.execute(
-                select(jobs.c.id, jobs.c.attempts).where(
-                    jobs.c.status == RUNNING, jobs.c.lease_expires_at < now
-                )
+                _select_jobs()
+                .where(jobs.c.status == RUNNING, jobs.c.lease_expires_at < now)
+                .with_for_update()  # PostgreSQL re-checks the condition once it has the lock
             ).all()
-            for job_id, attempts in stale:
-                if attempts < self.policy.max_attempts:
-                    _requeue(conn, job_id, "the worker stopped responding; retrying")
-                else:
-                    self._finish(
-                        conn,
-                        job_id,
-                        FAILED,
-                        "refund",
-                        error=f"the worker stopped responding {attempts} times; giving up",
-                    )
+            for row in stale:
+                job = _job(row)
+                self._retry_or_end(
+                    conn,
+                    job,
+                    "the worker stopped responding; retrying",
+                    failed_error=f"the worker stopped responding {job.attempts} times; giving up",
+                )
             too_old = (
                 conn.execute(
-                    select(jobs.c.id).where(
-                        jobs.c.status == QUEUED, jobs.c.created_at < now - self.policy.queue_timeout_s
-                    )
+                    select(jobs.c.id)
+                    .where(jobs.c.status == QUEUED, jobs.c.created_at < now - self.policy.queue_timeout_s)
+                    .with_for_update()
                 )
                 .scalars()
                 .all()
@@ -412,6 +443,20 @@ class Jobs:
             self.signals.changed()
         return list(expired_results)
 
+    def _retry_or_end(
+        self, conn: Connection, job: Job, error: str, *, failed_error: str, retry: bool = True
+    ) -> str:
+        """After a run ended badly: canceled if the client asked, else queued again while attempts
+        remain, else failed. Every ending but the queue refunds."""
+        if job.cancel_requested:
+            self._finish(conn, job.id, CANCELED, "refund", error="canceled by the client")
+            return CANCELED
+        if retry and job.attempts < self.policy.max_attempts:
+            _requeue(conn, job.id, error, attempts=job.attempts)
+            return QUEUED
+        self._finish(conn, job.id, FAILED, "refund", error=failed_error)
+        return FAILED
+
     @staticmethod
     def _finish(conn: Connection, job_id: str, status: str, outcome: str, **values: Any) -> None:
         now = time.time()
@@ -424,20 +469,27 @@ class Jobs:
         webhooks.enqueue(conn, job_id, status)
 
 
-def _owned(job_id: str, worker_id: str) -> tuple:
-    return jobs.c.id == job_id, jobs.c.status == RUNNING, jobs.c.worker_id == worker_id
+def _owned(worker_id: str) -> tuple:
+    return jobs.c.status == RUNNING, jobs.c.worker_id == worker_id
 
 
-def _still_owned(conn: Connection, job_id: str, worker_id: str) -> bool:
-    return conn.execute(select(jobs.c.id).where(*_owned(job_id, worker_id))).first() is not None
+def _lock(conn: Connection, job_id: str, *conditions: Any) -> Job | None:
+    """Read a job for update, if it still meets `conditions`. PostgreSQL holds its row lock until the
+    transaction ends (and re-checks the conditions after waiting for it); on SQLite the write
+    transaction already excludes every other writer."""
+    row = conn.execute(
+        _select_jobs().where(jobs.c.id == job_id, jobs.c.deleted_at.is_(None), *conditions).with_for_update()
+    ).first()
+    return _job(row) if row else None
 
 
-def _requeue(conn: Connection, job_id: str, error: str) -> None:
+def _requeue(conn: Connection, job_id: str, error: str | None, *, attempts: int) -> None:
     conn.execute(
         update(jobs)
         .where(jobs.c.id == job_id)
         .values(
             status=QUEUED,
+            attempts=attempts,
             worker_id=None,
             lease_expires_at=None,
             cancel_requested=False,
@@ -449,8 +501,18 @@ def _requeue(conn: Connection, job_id: str, error: str) -> None:
     )
 
 
-def _get(conn: Connection, job_id: str) -> Job:
-    row = conn.execute(_select_jobs().where(jobs.c.id == job_id)).first()
+def _by_idempotency_key(conn: Connection, key_id: int, idempotency_key: str) -> Job | None:
+    row = conn.execute(
+        _select_jobs().where(jobs.c.key_id == key_id, jobs.c.idempotency_key == idempotency_key)
+    ).first()
+    return _job(row) if row else None
+
+
+def _get(conn: Connection, job_id: str, *, include_deleted: bool = False) -> Job:
+    query = _select_jobs().where(jobs.c.id == job_id)
+    if not include_deleted:
+        query = query.where(jobs.c.deleted_at.is_(None))
+    row = conn.execute(query).first()
     if row is None:
         raise JobNotFound(job_id)
     return _job(row)

@@ -41,4 +41,5 @@ class Signer:
             stamp = int(expires)
         except ValueError:
             return False
-        return stamp >= time.time() and hmac.compare_digest(self.signature(key, stamp), signature)
+        expected = self.signature(key, stamp).encode()
+        return stamp >= time.time() and hmac.compare_digest(expected, signature.encode("utf-8", "replace"))

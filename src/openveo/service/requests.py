@@ -8,6 +8,7 @@ answer in its own error format (renaming the field to its own wire name).
 from __future__ import annotations
 
 import io
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ MAX_SEED = 2**63 - 1
 RANDOM_SEED = -1
 GUIDANCE_RANGE = (0.0, 30.0)
 MAX_NEGATIVE_PROMPT_CHARS = 32_000
+MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE = 64, 3840
+MAX_ASPECT_MISMATCH = 0.05  # |log(ratio / aspect)|: up to ~5% is cropped away, more is refused
 
 
 class InvalidRequest(ValueError):
@@ -51,6 +54,7 @@ class GenerationRequest:
     steps: int | None = None
     guidance: float | None = None
     seed_was_random: bool = False
+    output_size: tuple[int, int] | None = None  # (width, height) to resize to; None = the model's own
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ def build_request(fields: Mapping[str, Any], catalog: Catalog, limits: Limits) -
     image = _image(fields.get("image"), preset, catalog, limits.max_image_bytes)
     steps = _optional_int(fields.get("steps"), "steps", 1, preset.max_steps)
     guidance = _optional_float(fields.get("guidance"), "guidance", *GUIDANCE_RANGE)
+    output_size = _output_size(fields.get("output_size"), aspect)
 
     return GenerationRequest(
         prompt=prompt,
@@ -103,6 +108,7 @@ def build_request(fields: Mapping[str, Any], catalog: Catalog, limits: Limits) -
         steps=steps,
         guidance=guidance,
         seed_was_random=drawn,
+        output_size=output_size,
     )
 
 
@@ -117,6 +123,7 @@ _FIELDS = {
     "image",
     "steps",
     "guidance",
+    "output_size",
 }
 
 
@@ -211,3 +218,23 @@ def _image(value: Any, preset: Preset, catalog: Catalog, max_bytes: int) -> byte
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InvalidRequest("image", "is not a readable image; send a PNG, JPEG or WebP file") from None
     return value
+
+
+def _output_size(value: Any, aspect: str) -> tuple[int, int] | None:
+    """A final size ("1280x720" or (1280, 720)) close to the aspect ratio: the frames are scaled to
+    cover it and center-cropped, so nothing is stretched; far-off shapes are refused, not distorted."""
+    if value is None or value == "":
+        return None
+    try:
+        width, height = (int(v) for v in (value.lower().split("x") if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        raise InvalidRequest("output_size", f"must be WIDTHxHEIGHT, like 1280x720; got {value!r}") from None
+    low, high = MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE
+    if not (low <= width <= high and low <= height <= high) or width % 2 or height % 2:
+        raise InvalidRequest(
+            "output_size", f"sides must be even numbers from {low} to {high}; got {width}x{height}"
+        )
+    across, down = (int(n) for n in aspect.split(":"))
+    if abs(math.log((width / height) / (across / down))) > MAX_ASPECT_MISMATCH:
+        raise InvalidRequest("output_size", f"{width}x{height} does not have the aspect ratio {aspect}")
+    return width, height

@@ -126,24 +126,24 @@ class Dispatcher:
         return claimed
 
     def _send(self, delivery: Delivery) -> None:
-        payload = delivery.payload
-        if not payload:  # rendered once, so every retry carries the same body
-            data = self.render(delivery.job_id)
-            payload = json.dumps({"type": delivery.event, "timestamp": _iso_now(), "data": data})
-        stamp = int(time.time())
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": delivery.message_id,
-            "webhook-timestamp": str(stamp),
-            "webhook-signature": sign(self.secret_for(delivery.job_id), delivery.message_id, stamp, payload),
-            "user-agent": "openveo-webhooks",
-        }
-        error = None
-        try:
+        payload, error = delivery.payload, None
+        try:  # whatever goes wrong is recorded on this delivery alone and retried with backoff
+            if not payload:  # rendered once, so every retry carries the same body
+                data = self.render(delivery.job_id)
+                payload = json.dumps({"type": delivery.event, "timestamp": _iso_now(), "data": data})
+            stamp = int(time.time())
+            signature = sign(self.secret_for(delivery.job_id), delivery.message_id, stamp, payload)
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": delivery.message_id,
+                "webhook-timestamp": str(stamp),
+                "webhook-signature": signature,
+                "user-agent": "openveo-webhooks",
+            }
             response = self.client.post(delivery.url, content=payload, headers=headers)
             if not 200 <= response.status_code < 300:
                 error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
+        except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         self._record(delivery, payload, error)
 
@@ -179,3 +179,16 @@ class Dispatcher:
 
 def _iso_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def valid_url(value: object) -> str | None:
+    """Why a webhook URL cannot be used, or None if it can: http(s), with a host, parseable."""
+    if not isinstance(value, str) or len(value) > 2000:
+        return "must be an http(s) URL of at most 2000 characters"
+    try:
+        url = httpx.URL(value)
+    except Exception:
+        return "is not a valid URL"
+    if url.scheme not in ("http", "https") or not url.host:
+        return "must be an http(s) URL with a host"
+    return None

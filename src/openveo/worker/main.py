@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from openveo.config import Settings
 from openveo.engine.engine import Canceled, Engine
-from openveo.engine.video import video_metadata, write_mp4, write_thumbnail
+from openveo.engine.video import video_metadata, write_mp4, write_spritesheet, write_thumbnail
 from openveo.service.jobs import ClaimedJob, Jobs
 from openveo.store.blobs import LocalBlobs
 from openveo.store.doorbell import Doorbell
@@ -112,16 +112,21 @@ class Worker:
             encode_started = time.perf_counter()
             videos = []
             for index, (frames, seed) in enumerate(zip(generation.videos, generation.seeds, strict=True)):
-                video_key, thumb_key = f"{folder}/video-{index}.mp4", f"{folder}/thumbnail-{index}.jpg"
+                keys = {
+                    "video": f"{folder}/video-{index}.mp4",
+                    "thumbnail": f"{folder}/thumbnail-{index}.jpg",
+                    "spritesheet": f"{folder}/spritesheet-{index}.jpg",
+                }
                 write_mp4(
                     frames,
-                    self.blobs.path(video_key),
+                    self.blobs.path(keys["video"]),
                     generation.fps,
                     crf=self.settings.video_crf,
                     metadata=video_metadata(generation.preset.name, seed),
                 )
-                write_thumbnail(frames, self.blobs.path(thumb_key))
-                videos.append({"video": video_key, "thumbnail": thumb_key, "seed": seed})
+                write_thumbnail(frames, self.blobs.path(keys["thumbnail"]))
+                write_spritesheet(frames, self.blobs.path(keys["spritesheet"]))
+                videos.append({**keys, "seed": seed})
             timings = {**generation.timings, "video_encode": time.perf_counter() - encode_started}
             result = {
                 "videos": videos,
@@ -132,11 +137,12 @@ class Worker:
                 "steps": generation.steps,
                 "timings": {k: round(v, 4) for k, v in timings.items()},
             }
-            if not self.jobs.complete(job.id, self.id, result):
-                log.warning("job %s: lease lost before completion; discarding this attempt", job.id)
-                self._discard(folder)
-            else:
+            outcome = self.jobs.complete(job.id, self.id, result)
+            if outcome == "succeeded":
                 log.info("job %s: succeeded (%s)", job.id, _format_timings(timings))
+            else:  # canceled after its last step, or the lease was lost: the files are not delivered
+                log.warning("job %s: %s before completion; discarding this attempt", job.id, outcome)
+                self._discard(folder)
         except Canceled:
             self._discard(folder)
             if self.interrupted.is_set() and not run.cancel.is_set():
@@ -184,6 +190,9 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
     from openveo.engine.pipelines import quiet_libraries
     from openveo.service.runtime import open_runtime
 
+    supervisor = os.environ.get("OPENVEO_SUPERVISOR_PID")
+    if supervisor:
+        _exit_with_parent(int(supervisor))
     quiet_libraries()
     runtime = open_runtime(settings, migrate=migrate)
     model = runtime.catalog.resolve(settings.model).name
@@ -197,3 +206,17 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
     finally:
         doorbell.close()
         runtime.close()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker started by `serve` gets SIGINT (give the job back, exit) when `serve` dies, however it
+    dies: it must never keep a GPU busy for a server that is gone. Linux only; elsewhere a no-op."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the line above (we were re-parented)
+        os.kill(os.getpid(), signal.SIGINT)

@@ -1,0 +1,362 @@
+"""Google's Veo API in both forms google-genai speaks (api-contracts.md §2):
+
+- Vertex (google-genai 3.x, `enterprise=True`): `POST /{v1|v1beta1}/[projects/P/locations/L/]publishers/
+  google/models/MODEL:predictLongRunning`, polled with `:fetchPredictOperation`; videos come back
+  inline as base64 (the SDK's `video.save()` needs the bytes).
+- Gemini Developer API (google-genai ≤ 2.34, REST users): `POST /{v1beta|v1|v1alpha}/models/
+  MODEL:predictLongRunning`, polled with `GET` of the operation; videos are `files/ID:download` URIs.
+
+Any status but 200 is an error to the SDK, so successes are always 200, and errors use Google's
+`{"error": {"code", "message", "status"}}`."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from openveo.api.auth import require_key
+from openveo.api.bodies import read_fields
+from openveo.api.errors import ApiError
+from openveo.api.state import ApiState, state_of
+from openveo.engine.catalog import UnknownModel
+from openveo.service.jobs import CANCELED, SUCCEEDED, Job, JobNotFound
+from openveo.service.keys import ApiKey
+
+router = APIRouter()
+
+VERTEX_VERSIONS = ("v1", "v1beta1")
+GEMINI_VERSIONS = ("v1beta", "v1", "v1alpha")
+RESOLUTIONS = {"720p": {"16:9": (1280, 720), "9:16": (720, 1280)}}
+PERSON_GENERATION = ("allow_adult", "dont_allow", "allow_all")
+DEFAULT_DURATION_S = 8  # Veo 2's default
+MAX_SEED = 2**32 - 1
+VERTEX_RESPONSE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
+GEMINI_RESPONSE = "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
+MISSING_KEY = "Method doesn't allow unregistered callers. Please use an API key (x-goog-api-key)."
+# Parameters Veo takes that openveo cannot honour: refused with a reason rather than ignored.
+UNSUPPORTED = {
+    "storageUri": "storageUri (writing to Cloud Storage) is not supported here; omit it to receive the "
+    "video bytes inline",
+    "pubsubTopic": "pubsubTopic is not supported here; poll the operation instead",
+    "generateAudio": "generateAudio is not supported: the open models here make silent video",
+}
+KNOWN_PARAMETERS = {
+    "sampleCount",
+    "durationSeconds",
+    "aspectRatio",
+    "resolution",
+    "fps",
+    "seed",
+    "personGeneration",
+    "negativePrompt",
+    "enhancePrompt",
+    "compressionQuality",
+    *UNSUPPORTED,
+}
+WIRE_NAMES = {
+    "duration_s": "durationSeconds",
+    "aspect_ratio": "aspectRatio",
+    "num_videos": "sampleCount",
+    "negative_prompt": "negativePrompt",
+    "output_size": "resolution",
+    "image": "instances[0].image",
+}
+
+_ERRORS = {
+    "invalid": (400, "INVALID_ARGUMENT"),
+    "unsupported_media": (400, "INVALID_ARGUMENT"),
+    "unauthenticated": (401, "UNAUTHENTICATED"),
+    "forbidden": (403, "PERMISSION_DENIED"),
+    "not_found": (404, "NOT_FOUND"),
+    "method_not_allowed": (405, "UNIMPLEMENTED"),
+    "insufficient_credits": (429, "RESOURCE_EXHAUSTED"),
+    "rate_limited": (429, "RESOURCE_EXHAUSTED"),
+}
+_RPC_CANCELLED, _RPC_INTERNAL, _RPC_NOT_FOUND = 1, 13, 5  # google.rpc.Code
+
+
+def matches(path: str) -> bool:
+    parts = path.strip("/").split("/")
+    if len(parts) < 2:
+        return False
+    if parts[0] in VERTEX_VERSIONS and parts[1] in ("publishers", "projects"):
+        return True
+    return parts[0] in GEMINI_VERSIONS and parts[1] in ("models", "files") and len(parts) > 2
+
+
+def render_error(error: ApiError) -> Response:
+    status, word = _ERRORS.get(error.code, (500, "INTERNAL"))
+    body = {"error": {"code": status, "message": error.message, "status": word}}
+    return JSONResponse(body, status_code=status, headers=error.headers)
+
+
+async def _caller(request: Request) -> tuple[ApiState, ApiKey]:
+    state = state_of(request)
+    if request.headers.get("x-goog-api-key") or request.headers.get("authorization"):
+        secret = request.headers.get("x-goog-api-key") or _bearer(request.headers["authorization"])
+    else:
+        secret = request.query_params.get("key")
+    return state, await run_in_threadpool(require_key, state.runtime.db, secret, missing=MISSING_KEY)
+
+
+def _bearer(value: str) -> str | None:
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _split_action(model_action: str, allowed: tuple[str, ...]) -> tuple[str, str]:
+    model, _, action = model_action.rpartition(":")
+    if not model or action not in allowed:
+        raise ApiError(404, f"unknown method {model_action!r}; expected MODEL:{' or MODEL:'.join(allowed)}")
+    return model, action
+
+
+def _check_version(version: str, allowed: tuple[str, ...]) -> None:
+    if version not in allowed:
+        raise ApiError(404, f"unknown API version {version!r}; use one of {', '.join(allowed)}")
+
+
+# ---- request parsing ----------------------------------------------------------------------------
+
+
+def _request_fields(
+    state: ApiState, model: str, body: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The shared request's fields from a predictLongRunning body, plus Veo options kept on the job."""
+    instances = body.get("instances")
+    if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], dict):
+        raise ApiError(422, "instances must be a list with exactly one instance", field="instances")
+    instance = instances[0]
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise ApiError(422, "parameters must be an object", field="parameters")
+    unknown = sorted(set(parameters) - KNOWN_PARAMETERS)
+    if unknown:
+        raise ApiError(
+            422, f"Invalid JSON payload: unknown parameter {unknown[0]!r}", field=f"parameters.{unknown[0]}"
+        )
+    for name, reason in UNSUPPORTED.items():
+        if parameters.get(name):
+            raise ApiError(422, reason, field=f"parameters.{name}")
+    try:
+        preset = state.runtime.catalog.resolve(model)
+    except UnknownModel as exc:
+        raise ApiError(404, f"model {model!r} not found; available: {', '.join(exc.known)}") from None
+
+    aspect = parameters.get("aspectRatio") or "16:9"
+    fields: dict[str, Any] = {
+        "prompt": instance.get("prompt"),
+        "model": model,
+        "duration_s": parameters.get("durationSeconds", DEFAULT_DURATION_S),
+        "aspect_ratio": aspect,
+        "num_videos": parameters.get("sampleCount", 1),
+        "negative_prompt": parameters.get("negativePrompt"),
+        "seed": _seed(parameters.get("seed")),
+        "image": _image(instance.get("image")),
+    }
+    resolution = parameters.get("resolution")
+    if resolution is not None:
+        sizes = RESOLUTIONS.get(str(resolution).lower())
+        if sizes is None:
+            raise ApiError(
+                422, f"resolution must be 720p (Veo 2); got {resolution!r}", field="parameters.resolution"
+            )
+        fields["output_size"] = sizes.get(aspect)  # an unknown aspect ratio is reported by validation
+    fps = parameters.get("fps")
+    if fps is not None and fps != preset.fps:
+        raise ApiError(
+            422, f"fps must be {preset.fps} for {model} ({preset.name}); got {fps!r}", field="parameters.fps"
+        )
+    person = parameters.get("personGeneration")
+    if person is not None and person not in PERSON_GENERATION:
+        raise ApiError(
+            422,
+            f"personGeneration must be one of {', '.join(PERSON_GENERATION)}; got {person!r}",
+            field="parameters.personGeneration",
+        )
+    options = {
+        "model_path": None,
+        "person_generation": person,
+        "enhance_prompt": parameters.get("enhancePrompt"),
+    }
+    return fields, options
+
+
+def _seed(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ApiError(
+            422, f"seed must be an integer from 0 to {MAX_SEED}; got {value!r}", field="parameters.seed"
+        )
+    return value
+
+
+def _image(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(422, "image must be an object with bytesBase64Encoded and mimeType", field="image")
+    if value.get("gcsUri"):
+        raise ApiError(
+            422, "image.gcsUri is not supported here; send bytesBase64Encoded", field="image.gcsUri"
+        )
+    try:
+        return base64.b64decode(value.get("bytesBase64Encoded") or "", validate=True) or None
+    except ValueError:
+        raise ApiError(422, "image.bytesBase64Encoded is not valid base64", field="image") from None
+
+
+async def _start(request: Request, model: str, model_path: str, protocol: str) -> Job:
+    state, key = await _caller(request)
+    body = await read_fields(request, state.settings.max_body_bytes)
+    fields, options = _request_fields(state, model, body)
+    options["model_path"] = model_path
+    return await state.submit(request, key, fields, protocol=protocol, wire_names=WIRE_NAMES, extra=options)
+
+
+# ---- operations ---------------------------------------------------------------------------------
+
+
+def _operation_name(job: Job) -> str:
+    return f"{job.extra['model_path']}/operations/{job.id}"
+
+
+def _operation(job: Job, done_response: dict[str, Any] | None) -> dict[str, Any]:
+    operation: dict[str, Any] = {"name": _operation_name(job), "done": job.done}
+    if not job.done:
+        operation["metadata"] = {"progressPercent": round(job.progress * 100)}
+        return operation
+    if job.status == SUCCEEDED and done_response is not None:
+        operation["response"] = done_response
+    else:
+        operation["error"] = _failure(job)
+    return operation
+
+
+def _failure(job: Job) -> dict[str, Any]:
+    if job.status == CANCELED:
+        return {"code": _RPC_CANCELLED, "message": job.error or "canceled"}
+    if job.result:  # it was generated once; its files are gone
+        return {
+            "code": _RPC_NOT_FOUND,
+            "message": "the result has expired; results are kept for a limited time",
+        }
+    return {"code": _RPC_INTERNAL, "message": f"the video was not generated and was not charged: {job.error}"}
+
+
+async def _own_job(state: ApiState, key: ApiKey, job_id: str, model_path: str | None = None) -> Job:
+    try:
+        job = await run_in_threadpool(state.jobs.get, job_id, key.id)
+    except JobNotFound:
+        job = None
+    if (
+        job is None
+        or job.protocol not in ("google-vertex", "google-gemini")
+        or (model_path is not None and job.extra.get("model_path") != model_path)
+    ):
+        raise ApiError(404, f"operation {job_id!r} not found")
+    return job
+
+
+async def _vertex_response(state: ApiState, job: Job) -> dict[str, Any] | None:
+    if job.status != SUCCEEDED:
+        return None
+    videos = []
+    for index in range(len(job.videos)):
+        data = await run_in_threadpool(state.read_file, job, index)
+        videos.append({"bytesBase64Encoded": base64.b64encode(data).decode(), "mimeType": "video/mp4"})
+    return {"@type": VERTEX_RESPONSE, "raiMediaFilteredCount": 0, "videos": videos}
+
+
+def _gemini_response(request: Request, state: ApiState, job: Job, version: str) -> dict[str, Any] | None:
+    if job.status != SUCCEEDED:
+        return None
+    base = state.base_url(request)
+    samples = [
+        {"video": {"uri": f"{base}/{version}/files/{job.id}{index:x}:download?alt=media"}}
+        for index in range(len(job.videos))
+    ]
+    return {
+        "@type": GEMINI_RESPONSE,
+        "generateVideoResponse": {"generatedSamples": samples, "raiMediaFilteredCount": 0},
+    }
+
+
+# ---- Vertex form --------------------------------------------------------------------------------
+
+
+async def _vertex(request: Request, version: str, model_path: str, model_action: str) -> JSONResponse:
+    _check_version(version, VERTEX_VERSIONS)
+    model, action = _split_action(model_action, ("predictLongRunning", "fetchPredictOperation"))
+    path = f"{model_path}/{model}"
+    if action == "predictLongRunning":
+        job = await _start(request, model, path, "google-vertex")
+        return JSONResponse({"name": _operation_name(job)})
+    state, key = await _caller(request)
+    body = await read_fields(request, state.settings.max_body_bytes)
+    name = str(body.get("operationName") or "")
+    prefix, _, job_id = name.rpartition("/operations/")
+    if not job_id or prefix != path:
+        raise ApiError(
+            422, f"operationName must be {path}/operations/ID; got {name!r}", field="operationName"
+        )
+    job = await _own_job(state, key, job_id, path)
+    return JSONResponse(_operation(job, await _vertex_response(state, job)))
+
+
+@router.post("/{version}/publishers/google/models/{model_action}")
+async def vertex_global(version: str, model_action: str, request: Request) -> JSONResponse:
+    return await _vertex(request, version, "publishers/google/models", model_action)
+
+
+@router.post("/{version}/projects/{project}/locations/{location}/publishers/google/models/{model_action}")
+async def vertex_project(
+    version: str, project: str, location: str, model_action: str, request: Request
+) -> JSONResponse:
+    base = f"projects/{project}/locations/{location}/publishers/google/models"
+    return await _vertex(request, version, base, model_action)
+
+
+# ---- Gemini Developer form ----------------------------------------------------------------------
+
+
+@router.post("/{version}/models/{model_action}")
+async def gemini_start(version: str, model_action: str, request: Request) -> JSONResponse:
+    _check_version(version, GEMINI_VERSIONS)
+    model, _ = _split_action(model_action, ("predictLongRunning",))
+    job = await _start(request, model, f"models/{model}", "google-gemini")
+    return JSONResponse({"name": _operation_name(job)})
+
+
+@router.get("/{version}/models/{model}/operations/{operation_id}")
+async def gemini_operation(version: str, model: str, operation_id: str, request: Request) -> JSONResponse:
+    _check_version(version, GEMINI_VERSIONS)
+    state, key = await _caller(request)
+    job = await _own_job(state, key, operation_id, f"models/{model}")
+    return JSONResponse(_operation(job, _gemini_response(request, state, job, version)))
+
+
+_FILE_ID = re.compile(r"([0-9a-f]{32})([0-9a-f])(?::download)?$")
+
+
+@router.get("/{version}/files/{file_path:path}")
+async def gemini_download(version: str, file_path: str, request: Request) -> Response:
+    """`files/ID:download?alt=media`. The SDK sends the whole URI after `files/` when it is http://
+    (not https://), so the id is taken from the last `files/` segment of whatever arrives."""
+    _check_version(version, GEMINI_VERSIONS)
+    state, key = await _caller(request)
+    match = _FILE_ID.match(file_path.rsplit("files/", 1)[-1])
+    if not match:
+        raise ApiError(404, f"file {file_path!r} not found")
+    job_id, index = match.group(1), int(match.group(2), 16)
+    job = await _own_job(state, key, job_id)
+    if job.status != SUCCEEDED or index >= len(job.videos):
+        raise ApiError(404, f"file {file_path!r} not found or expired")
+    data = await run_in_threadpool(state.read_file, job, index)
+    return Response(content=data, media_type="video/mp4")

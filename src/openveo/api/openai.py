@@ -1,0 +1,267 @@
+"""OpenAI's Videos API (`/v1/videos`), see api-contracts.md §3. Code written for Sora moves here by
+changing its base URL. Sora's `seconds` and `size` are mapped onto the served preset; a value the
+preset cannot make is refused with a clear error, never quietly changed."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from openveo.api.bodies import read_fields
+from openveo.api.errors import ApiError
+from openveo.api.state import ApiState, state_of
+from openveo.engine.catalog import Preset, UnknownModel
+from openveo.service.jobs import CANCELED, EXPIRED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobNotFound
+from openveo.service.keys import ApiKey
+
+router = APIRouter()
+
+ID_PREFIX = "video_"
+DEFAULT_MODEL = "sora-2"
+SORA_SECONDS = ("4", "8", "12")
+SORA_SIZES = {"720x1280": "9:16", "1280x720": "16:9", "1024x1792": "9:16", "1792x1024": "16:9"}
+DEFAULT_SIZE = "720x1280"
+POLL_AFTER_MS = "1000"
+MISSING_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
+WIRE_NAMES = {"duration_s": "seconds", "image": "input_reference", "output_size": "size"}
+STATUS_WORDS = {QUEUED: "queued", RUNNING: "in_progress", SUCCEEDED: "completed", FAILED: "failed"}
+VARIANTS = {"video": "video/mp4", "thumbnail": "image/jpeg", "spritesheet": "image/jpeg"}
+
+
+def matches(path: str) -> bool:
+    return path == "/v1/videos" or path.startswith("/v1/videos/")
+
+
+# How openveo's error codes read in OpenAI's format: (status, type, code).
+_ERRORS = {
+    "invalid": (400, "invalid_request_error", "invalid_value"),
+    "unsupported_media": (400, "invalid_request_error", "unsupported_content_type"),
+    "unauthenticated": (401, "invalid_request_error", "invalid_api_key"),
+    "forbidden": (403, "invalid_request_error", "forbidden"),
+    "not_found": (404, "invalid_request_error", "not_found"),
+    "method_not_allowed": (405, "invalid_request_error", "method_not_allowed"),
+    "insufficient_credits": (429, "insufficient_quota", "insufficient_quota"),
+    "rate_limited": (429, "requests", "rate_limit_exceeded"),
+}
+
+
+def render_error(error: ApiError) -> Response:
+    """`{"error": {"message", "type", "param", "code"}}`; client errors carry `x-should-retry: false`
+    so the SDK does not resend a request that cannot succeed (a rate limit may be retried)."""
+    status, kind, code = _ERRORS.get(error.code, (500, "server_error", None))
+    headers = dict(error.headers)
+    if 400 <= status < 500 and error.code != "rate_limited":
+        headers["x-should-retry"] = "false"
+    body = {"error": {"message": error.message, "type": kind, "param": error.field, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _caller(request: Request) -> tuple[ApiState, ApiKey]:
+    state = state_of(request)
+    return state, await state.key(request, bearer=True, missing=MISSING_KEY)
+
+
+def _video_id(job_id: str) -> str:
+    return ID_PREFIX + job_id
+
+
+async def _own_video(state: ApiState, key: ApiKey, video_id: str) -> Job:
+    job_id = video_id.removeprefix(ID_PREFIX)
+    try:
+        return await run_in_threadpool(state.jobs.get, job_id, key.id)
+    except JobNotFound:
+        raise ApiError(404, f"Video with id '{video_id}' not found.", field="video_id") from None
+
+
+def _preset(state: ApiState, model: str) -> Preset:
+    try:
+        return state.runtime.catalog.resolve(model)
+    except UnknownModel as exc:
+        raise ApiError(
+            422, f"Invalid model {model!r}; available: {', '.join(exc.known)}", field="model"
+        ) from None
+
+
+def _seconds(value: Any, model: str, preset: Preset) -> int:
+    """Sora's seconds ("4", "8", "12") that this preset can make; default the shortest of them."""
+    possible = [s for s in SORA_SECONDS if int(s) in preset.durations]
+    if value is None or value == "":
+        if not possible:
+            raise ApiError(
+                422, f"{model} cannot make any of Sora's durations {SORA_SECONDS}", field="seconds"
+            )
+        return int(possible[0])
+    text = str(value).strip()
+    if text not in SORA_SECONDS:
+        raise ApiError(
+            422, f"Invalid seconds {text!r}; expected one of {', '.join(SORA_SECONDS)}", field="seconds"
+        )
+    if text not in possible:
+        can = ", ".join(f"'{s}'" for s in possible) or "none of them"
+        raise ApiError(
+            422,
+            f"seconds '{text}' is not available for {model} ({preset.name} makes "
+            f"{min(preset.durations)}-{max(preset.durations)} s videos); it can do: {can}",
+            field="seconds",
+        )
+    return int(text)
+
+
+def _size(value: Any) -> tuple[str, str]:
+    size = str(value or DEFAULT_SIZE).strip().lower()
+    if size not in SORA_SIZES:
+        raise ApiError(422, f"Invalid size {size!r}; expected one of {', '.join(SORA_SIZES)}", field="size")
+    return size, SORA_SIZES[size]
+
+
+async def _submit(
+    request: Request, state: ApiState, key: ApiKey, wire: dict[str, Any], *, extra: dict[str, Any]
+) -> Job:
+    model = str(wire.get("model") or DEFAULT_MODEL)
+    preset = _preset(state, model)
+    size, aspect = _size(wire.get("size"))
+    fields = {
+        "prompt": wire.get("prompt"),
+        "model": model,
+        "duration_s": _seconds(wire.get("seconds"), model, preset),
+        "aspect_ratio": aspect,
+        "output_size": size,
+        "seed": wire.get("seed"),
+        "image": wire.get("image"),
+    }
+    return await state.submit(
+        request, key, fields, protocol="openai", wire_names=WIRE_NAMES, extra={"model": model, **extra}
+    )
+
+
+def video_json(job: Job) -> dict[str, Any]:
+    width, height = job.request.get("output_size") or (None, None)
+    status = STATUS_WORDS.get(job.status, "failed")
+    error = None
+    if job.status == CANCELED:
+        error = {"code": "canceled", "message": job.error or "canceled"}
+    elif job.status == FAILED:
+        error = {"code": "generation_failed", "message": job.error or "generation failed"}
+    elif job.status == EXPIRED:
+        if job.result:
+            status = "completed"  # it was delivered; its files are gone now
+        else:
+            error = {"code": "expired", "message": job.error or "expired before it ran"}
+    return {
+        "id": _video_id(job.id),
+        "object": "video",
+        "model": job.extra.get("model", job.model),
+        "status": status,
+        "progress": 100 if status == "completed" else math.floor(job.progress * 100),
+        "created_at": int(job.created_at),
+        "completed_at": int(job.finished_at) if status == "completed" and job.finished_at else None,
+        "expires_at": int(job.expires_at) if job.expires_at else None,
+        "prompt": job.request["prompt"],
+        "seconds": str(job.request["duration_s"]),
+        "size": f"{width}x{height}" if width else None,
+        "remixed_from_video_id": job.extra.get("remixed_from_video_id"),
+        "error": error,
+    }
+
+
+def _answer(job: Job, status_code: int = 200) -> JSONResponse:
+    headers = {} if job.done else {"openai-poll-after-ms": POLL_AFTER_MS}
+    return JSONResponse(video_json(job), status_code=status_code, headers=headers)
+
+
+@router.post("/v1/videos")
+async def create_video(request: Request) -> JSONResponse:
+    state, key = await _caller(request)
+    wire = await read_fields(request, state.settings.max_body_bytes)
+    unknown = sorted(set(wire) - set(FIELDS) - {"seed"})
+    if unknown:
+        raise ApiError(422, f"Unknown parameter: '{unknown[0]}'", field=unknown[0])
+    wire["image"] = await state.image(wire.pop("input_reference", None), "input_reference")
+    job = await _submit(request, state, key, wire, extra={})
+    return _answer(job)
+
+
+@router.get("/v1/videos")
+async def list_videos(
+    request: Request, limit: int = 20, after: str | None = None, order: str = "desc"
+) -> dict[str, Any]:
+    state, key = await _caller(request)
+    if not 1 <= limit <= 100:
+        raise ApiError(422, f"Invalid limit {limit}; expected 1 to 100", field="limit")
+    if order not in ("asc", "desc"):
+        raise ApiError(422, f"Invalid order {order!r}; expected 'asc' or 'desc'", field="order")
+    cursor = after.removeprefix(ID_PREFIX) if after else None
+    try:
+        page, more = await run_in_threadpool(
+            state.jobs.list, key.id, limit=limit, after=cursor, newest_first=order == "desc"
+        )
+    except JobNotFound:
+        raise ApiError(422, f"Invalid after {after!r}: no such video", field="after") from None
+    data = [video_json(job) for job in page]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": more,
+    }
+
+
+@router.get("/v1/videos/{video_id}")
+async def retrieve_video(video_id: str, request: Request) -> JSONResponse:
+    state, key = await _caller(request)
+    return _answer(await _own_video(state, key, video_id))
+
+
+@router.delete("/v1/videos/{video_id}")
+async def delete_video(video_id: str, request: Request) -> dict[str, Any]:
+    state, key = await _caller(request)
+    job = await _own_video(state, key, video_id)
+    await run_in_threadpool(state.jobs.delete, job.id, key.id)
+    await run_in_threadpool(state.runtime.blobs.delete_prefix, f"jobs/{job.id}")
+    return {"id": video_id, "object": "video.deleted", "deleted": True}
+
+
+@router.get("/v1/videos/{video_id}/content")
+async def video_content(video_id: str, request: Request, variant: str = "video") -> Response:
+    state, key = await _caller(request)
+    if variant not in VARIANTS:
+        raise ApiError(
+            422, f"Invalid variant {variant!r}; expected one of {', '.join(VARIANTS)}", field="variant"
+        )
+    job = await _own_video(state, key, video_id)
+    if job.status != SUCCEEDED:
+        words = "has expired" if job.status == EXPIRED else f"is {video_json(job)['status']}"
+        raise ApiError(404, f"Video {video_id} {words}; its content is not available", field="video_id")
+    data = await run_in_threadpool(state.read_file, job, 0, variant)
+    return Response(content=data, media_type=VARIANTS[variant])
+
+
+@router.post("/v1/videos/{video_id}/remix")
+async def remix_video(video_id: str, request: Request) -> JSONResponse:
+    """A new video with the source's parameters and seed and a new prompt."""
+    state, key = await _caller(request)
+    source = await _own_video(state, key, video_id)
+    wire = await read_fields(request, state.settings.max_body_bytes)
+    unknown = sorted(set(wire) - {"prompt"})
+    if unknown:
+        raise ApiError(422, f"Unknown parameter: '{unknown[0]}'", field=unknown[0])
+    width, height = source.request.get("output_size") or (None, None)
+    remix = {
+        "prompt": wire.get("prompt"),
+        "model": source.extra.get("model", source.model),
+        "seconds": str(source.request["duration_s"]),
+        "size": f"{width}x{height}" if width else None,
+        "seed": source.request["seed"],
+        "image": await run_in_threadpool(state.jobs.image_of, source.id) if source.has_image else None,
+    }
+    job = await _submit(request, state, key, remix, extra={"remixed_from_video_id": video_id})
+    return _answer(job)
