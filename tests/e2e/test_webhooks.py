@@ -92,3 +92,37 @@ def test_a_canceled_job_sends_its_event(tmp_path, tiny_models):
         assert event["data"]["status"] == "canceled" and event["data"]["charged"] is False
     finally:
         received.http.shutdown()
+
+
+def test_google_and_openai_creates_can_ask_for_webhooks(server, key):
+    from openai import OpenAI
+
+    received = Receiver()
+    try:
+        google = httpx.post(
+            f"{server.url}/v1beta/models/veo-2:predictLongRunning",
+            json={
+                "instances": [{"prompt": "a gull"}],
+                "parameters": {"durationSeconds": 5},
+                "webhookConfig": {"uris": [received.url]},
+            },
+            headers={"x-goog-api-key": key},
+        )
+        assert google.status_code == 200, google.text
+        sora = OpenAI(base_url=f"{server.url}/v1", api_key=key).videos.create(
+            prompt="a gull", seconds="8", size="1280x720", extra_body={"webhook_url": received.url}
+        )
+        received.wait(2, timeout=120)
+        events = {
+            json.loads(body)["data"]["id"]: json.loads(body)["type"] for _, body, _ in received.deliveries
+        }
+        google_job = google.json()["name"].rsplit("/", 1)[1]
+        assert events == {google_job: "job.succeeded", sora.id.removeprefix("video_"): "job.succeeded"}
+        bad = httpx.post(
+            f"{server.url}/v1beta/models/veo-2:predictLongRunning",
+            json={"instances": [{"prompt": "x"}], "webhookConfig": {"uris": ["a", "b"]}},
+            headers={"x-goog-api-key": key},
+        )
+        assert bad.status_code == 400 and "webhookConfig" in bad.json()["error"]["message"]
+    finally:
+        received.http.shutdown()

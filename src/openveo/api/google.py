@@ -217,7 +217,25 @@ async def _start(request: Request, model: str, model_path: str, protocol: str) -
     body = await read_fields(request, state.settings.max_body_bytes)
     fields, options = _request_fields(state, model, body)
     options["model_path"] = model_path
-    return await state.submit(request, key, fields, protocol=protocol, wire_names=WIRE_NAMES, extra=options)
+    return await state.submit(
+        request,
+        key,
+        fields,
+        protocol=protocol,
+        wire_names=WIRE_NAMES,
+        extra=options,
+        webhook_url=_webhook_url(body.get("webhookConfig")),
+    )
+
+
+def _webhook_url(config: Any) -> str | None:
+    """Gemini's `webhookConfig: {"uris": [URL]}`: one URL, called with openveo's signed job events."""
+    if config is None:
+        return None
+    uris = config.get("uris") if isinstance(config, dict) else None
+    if not isinstance(uris, list) or len(uris) != 1:
+        raise ApiError(422, "webhookConfig.uris must hold exactly one URL here", field="webhookConfig.uris")
+    return uris[0]
 
 
 # ---- operations ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ MISSING_KEY = (
     "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 )
 FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
+EXTENSIONS = ("seed", "webhook_url")  # openveo's own additions to the create call
 WIRE_NAMES = {"duration_s": "seconds", "image": "input_reference", "output_size": "size"}
 STATUS_WORDS = {QUEUED: "queued", RUNNING: "in_progress", SUCCEEDED: "completed", FAILED: "failed"}
 VARIANTS = {"video": "video/mp4", "thumbnail": "image/jpeg", "spritesheet": "image/jpeg"}
@@ -138,7 +139,13 @@ async def _submit(
         "image": wire.get("image"),
     }
     return await state.submit(
-        request, key, fields, protocol="openai", wire_names=WIRE_NAMES, extra={"model": model, **extra}
+        request,
+        key,
+        fields,
+        protocol="openai",
+        wire_names=WIRE_NAMES,
+        extra={"model": model, **extra},
+        webhook_url=wire.get("webhook_url") or None,
     )
 
 
@@ -181,7 +188,7 @@ def _answer(job: Job, status_code: int = 200) -> JSONResponse:
 async def create_video(request: Request) -> JSONResponse:
     state, key = await _caller(request)
     wire = await read_fields(request, state.settings.max_body_bytes)
-    unknown = sorted(set(wire) - set(FIELDS) - {"seed"})
+    unknown = sorted(set(wire) - set(FIELDS) - set(EXTENSIONS))
     if unknown:
         raise ApiError(422, f"Unknown parameter: '{unknown[0]}'", field=unknown[0])
     wire["image"] = await state.image(wire.pop("input_reference", None), "input_reference")
