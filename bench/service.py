@@ -51,7 +51,7 @@ def summary_ms(values: list[float]) -> dict[str, float]:
 
 
 class Service:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -63,6 +63,8 @@ class Service:
             "HF_HUB_OFFLINE": "1",
             "OPENVEO_RATE_LIMIT_PER_MINUTE": "0",
         }
+        if database_url:
+            self.env["OPENVEO_DATABASE_URL"] = database_url
         self.proc: subprocess.Popen | None = None
 
     def cli(self, *args: str) -> str:
@@ -177,10 +179,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20, help="sequential v1 requests for the overhead")
     parser.add_argument("--pollers", type=int, default=100, help="concurrent status pollers")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each polling phase runs")
+    parser.add_argument(
+        "--database-url", help="an empty PostgreSQL database to run on (default: SQLite in a temporary dir)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="openveo-bench-") as tmp:
-        service = Service(Path(tmp))
+        service = Service(Path(tmp), args.database_url)
         key = (
             service.cli("keys", "create", "--name", "bench", "--credits", "1000000").strip().splitlines()[-1]
         )
@@ -209,6 +214,7 @@ def main() -> None:
             "gpu": None,
         },
         "model": "tiny (tiny-wan2.2, CPU)",
+        "database": "postgresql" if args.database_url else "sqlite",
         "requests": args.requests,
         "pollers": args.pollers,
         "poll_interval_s": 1.0,
@@ -217,7 +223,7 @@ def main() -> None:
         "poll_worker_idle": summary_ms(idle),
     }
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"service-{socket.gethostname()}.json"
+    out = RESULTS / f"service-{result['database']}-{socket.gethostname()}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     rows = [
         ("v1 overhead (POST → last byte − job run)", result["overhead"]),

@@ -468,6 +468,47 @@ def credits_show(
     out.print(credits_text(shown.balance), highlight=False)
 
 
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Workers (live or gone), queued jobs per model, and recent failures."""
+    import json
+
+    from openveo.service.workers import WorkerRegistry
+
+    report = WorkerRegistry(_database(_settings(data_dir, database_url=database_url))).status()
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    now = time.time()
+    table = Table("worker", "models", "device", "state", "job", "last beat", title="Workers")
+    for worker in report["workers"]:
+        state = worker["state"] if worker["live"] else f"gone ({worker['state']})"
+        table.add_row(
+            worker["id"],
+            ", ".join(worker["models"]),
+            worker["device"],
+            state,
+            worker["current_job"] or "",
+            f"{now - worker['heartbeat_at']:.0f} s ago",
+        )
+    out.print(table)
+    queue = Table("model", "queued", title="Queue")
+    for model, count in sorted(report["queue"].items()):
+        note = "  (no live worker serves it)" if model in report["waiting_without_worker"] else ""
+        queue.add_row(model, f"{count}{note}")
+    out.print(queue)
+    failures = Table("job", "model", "error", "when", title="Recent failures")
+    for failure in report["recent_failures"]:
+        failures.add_row(
+            failure["id"], failure["model"], failure["error"] or "", _when(failure["finished_at"])
+        )
+    out.print(failures)
+
+
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> None:
     """Apply migrations up to the newest (serve and worker do this at start too)."""

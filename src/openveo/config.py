@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     initial_credits: float = Field(
         default=100.0, ge=0, description="Credits of the key `serve` makes when there is none."
     )
+    admin_token: str | None = Field(
+        default=None, description="Bearer token for /v1/admin/* (unset: the admin endpoints are off)."
+    )
     webhook_retry_s: float = Field(
         default=5.0, gt=0, description="First webhook retry delay; later ones grow to an hour."
     )

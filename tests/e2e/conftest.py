@@ -1,13 +1,31 @@
-"""End-to-end fixtures: one long-lived server on the tiny model, shared by the tests that only need a
-working service, and keys with known balances."""
+"""End-to-end fixtures. The service tests run against both databases the service supports: SQLite
+(the embedded default) and PostgreSQL (scale-out); the protocol tests (Google, OpenAI, the JS
+client) exercise wire formats and use the SQLite server only."""
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import postgres_database
 from tests.e2e.server import Server
+
+BACKENDS = ["sqlite", "postgresql"]
+WEBHOOK_ENV = {"OPENVEO_WEBHOOK_RETRY_S": "0.3"}
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str) -> Iterator[str | None]:
+    """None for SQLite (the server keeps it in its data dir), else a new PostgreSQL database's URL."""
+    if backend == "sqlite":
+        yield None
+        return
+    with postgres_database(f"openveo_e2e_{secrets.token_hex(4)}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -23,12 +41,40 @@ def tiny_models(models_root: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory, tiny_models: Path):
-    served = Server(tmp_path_factory.mktemp("served"), tiny_models, env={"OPENVEO_WEBHOOK_RETRY_S": "0.3"})
-    with served as running:
+def sqlite_server(tmp_path_factory, tiny_models: Path):
+    with Server(tmp_path_factory.mktemp("served"), tiny_models, env=WEBHOOK_ENV) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory, tiny_models: Path):
+    with fresh_database("postgresql") as url:
+        data_dir = tmp_path_factory.mktemp("served-pg")
+        with Server(data_dir, tiny_models, env=WEBHOOK_ENV, database_url=url) as running:
+            yield running
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request) -> Server:
+    """The long-lived server, once per database."""
+    return request.getfixturevalue(f"{request.param.replace('postgresql', 'postgres')}_server")
 
 
 @pytest.fixture()
 def key(server: Server) -> str:
     return server.new_key(credits=10.0)
+
+
+@pytest.fixture(params=BACKENDS)
+def make_server(request, tmp_path: Path, tiny_models: Path) -> Iterator[Callable[..., Server]]:
+    """Servers of a test's own, on a fresh database of each kind. `same_as=` reuses another's data
+    dir and database (a restart)."""
+    with contextlib.ExitStack() as stack:
+
+        def make(name: str, *, same_as: Server | None = None, **options) -> Server:
+            if same_as is not None:
+                return Server(same_as.data_dir, tiny_models, database_url=same_as.database_url, **options)
+            url = stack.enter_context(fresh_database(request.param))
+            return Server(tmp_path / name, tiny_models, database_url=url, **options)
+
+        yield make

@@ -30,10 +30,12 @@ class Server:
         *,
         workers: int = 1,
         env: dict[str, str] | None = None,
+        database_url: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.models_root = models_root
         self.workers = workers
+        self.database_url = database_url or f"sqlite:///{data_dir / 'openveo.db'}"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -41,6 +43,7 @@ class Server:
             "OPENVEO_MODELS_DIR": str(models_root),
             "OPENVEO_DEVICE": "cpu",
             "HF_HUB_OFFLINE": "1",
+            "OPENVEO_DATABASE_URL": self.database_url,
             **(env or {}),
         }
         self.proc: subprocess.Popen | None = None
@@ -93,9 +96,8 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return run_cli(
-            *args, "--data-dir", str(self.data_dir), env={"OPENVEO_MODELS_DIR": str(self.models_root)}
-        )
+        env = {"OPENVEO_MODELS_DIR": str(self.models_root), "OPENVEO_DATABASE_URL": self.database_url}
+        return run_cli(*args, "--data-dir", str(self.data_dir), env=env)
 
     def new_key(self, credits: float = 10.0, name: str = "test") -> str:
         result = self.cli("keys", "create", "--name", name, "--credits", str(credits))
@@ -103,7 +105,7 @@ class Server:
         return result.stdout.strip().splitlines()[-1]
 
     def database(self) -> Database:
-        return Database(f"sqlite:///{self.data_dir / 'openveo.db'}")
+        return Database(self.database_url)
 
     def worker_pids(self) -> list[int]:
         """The worker processes `serve` spawned (its child processes)."""

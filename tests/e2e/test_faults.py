@@ -22,8 +22,8 @@ def job_and_ledger(server: Server, job_id: str):
         db.dispose()
 
 
-def test_a_sigkilled_worker_s_job_reruns_and_is_charged_once(tmp_path, tiny_models):
-    with Server(tmp_path / "kill", tiny_models, env={"OPENVEO_LEASE_S": "2"}) as server:
+def test_a_sigkilled_worker_s_job_reruns_and_is_charged_once(make_server):
+    with make_server("kill", env={"OPENVEO_LEASE_S": "2"}) as server:
         key = server.new_key(credits=1)
         [worker] = server.wait_for_workers(1)
         job_id = httpx.post(
@@ -37,15 +37,15 @@ def test_a_sigkilled_worker_s_job_reruns_and_is_charged_once(tmp_path, tiny_mode
         assert server.worker_pids() != [worker]  # the supervisor started a new worker
 
 
-def broken_server(data_dir, tiny_models, attempts: int) -> Server:
+def broken(server: Server) -> Server:
     """A real server whose every result write fails: a file sits where the results folder should be."""
-    data_dir.mkdir()
-    (data_dir / "results").write_text("a file where the results folder should be: every write fails")
-    return Server(data_dir, tiny_models, env={"OPENVEO_MAX_ATTEMPTS": str(attempts)})
+    server.data_dir.mkdir(parents=True)
+    (server.data_dir / "results").write_text("a file where the results folder should be: every write fails")
+    return server
 
 
-def test_a_job_that_keeps_failing_ends_failed_and_refunded(tmp_path, tiny_models):
-    with broken_server(tmp_path / "broken", tiny_models, attempts=2) as server:
+def test_a_job_that_keeps_failing_ends_failed_and_refunded(make_server):
+    with broken(make_server("broken", env={"OPENVEO_MAX_ATTEMPTS": "2"})) as server:
         key = server.new_key(credits=1)
         response = httpx.post(
             f"{server.url}/v1/veo-2", json={"prompt": "doomed"}, headers={"x-api-key": key}, timeout=120
@@ -78,7 +78,9 @@ def test_a_failed_generation_in_each_protocols_own_form(tmp_path, tiny_models):
     from google.genai import types
     from openai import OpenAI
 
-    with broken_server(tmp_path / "broken-protocols", tiny_models, attempts=1) as server:
+    with broken(
+        Server(tmp_path / "broken-protocols", tiny_models, env={"OPENVEO_MAX_ATTEMPTS": "1"})
+    ) as server:
         key = server.new_key(credits=1)
         google = genai.Client(
             enterprise=True, api_key=key, http_options=types.HttpOptions(base_url=server.url)

@@ -21,6 +21,12 @@ REPO = Path(__file__).resolve().parents[2]
 GENAI234 = Path(os.environ.get("OPENVEO_GENAI234_PYTHON", REPO / ".venv-genai234" / "bin" / "python"))
 
 
+@pytest.fixture(scope="session")
+def server(sqlite_server):
+    """Wire-format tests: one database is enough (the service tests cover both)."""
+    return sqlite_server
+
+
 def vertex(server, key: str, **options) -> genai.Client:
     return genai.Client(
         enterprise=True, api_key=key, http_options=types.HttpOptions(base_url=server.url), **options

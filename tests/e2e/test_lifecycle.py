@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -15,20 +16,19 @@ import pytest
 from tests.e2e.server import Server
 
 
-def test_a_first_run_makes_a_key_and_shows_it_once(tmp_path, tiny_models):
-    data_dir = tmp_path / "fresh"
-    with Server(data_dir, tiny_models, workers=0) as server:
+def test_a_first_run_makes_a_key_and_shows_it_once(make_server):
+    with make_server("fresh", workers=0) as server:
         pass
     found = re.findall(r"^\s+(ov-\S+)$", server.log(), flags=re.MULTILINE)
     assert len(found) == 1
-    with Server(data_dir, tiny_models, workers=0) as again:
+    with make_server("fresh", same_as=server, workers=0) as again:
         credits = httpx.get(f"{again.url}/v1/get-user-credits", headers={"x-api-key": found[0]}).json()
         assert credits == {"credits": 100}
     assert re.findall(r"^\s+(ov-\S+)$", again.log(), flags=re.MULTILINE) == found  # not printed again
 
 
-def test_a_standalone_worker_serves_the_queue_and_drains_on_sigterm(tmp_path, tiny_models):
-    with Server(tmp_path / "split", tiny_models, workers=0) as server:
+def test_a_standalone_worker_serves_the_queue_and_drains_on_sigterm(make_server):
+    with make_server("split", workers=0) as server:
         key = server.new_key(credits=5)
         worker = subprocess.Popen(
             [
@@ -64,9 +64,8 @@ def test_a_standalone_worker_serves_the_queue_and_drains_on_sigterm(tmp_path, ti
         assert "draining" in worker.stderr.read()
 
 
-def test_results_expire_after_the_retention(tmp_path, tiny_models):
-    env = {"OPENVEO_RETENTION_S": "1"}
-    with Server(tmp_path / "retention", tiny_models, env=env) as server:
+def test_results_expire_after_the_retention(make_server):
+    with make_server("retention", env={"OPENVEO_RETENTION_S": "1"}) as server:
         key = server.new_key(credits=1)
         response = httpx.post(f"{server.url}/v2/veo-2", json={"prompt": "brief"}, headers={"x-api-key": key})
         job_id = response.json()["request_id"]
@@ -103,3 +102,23 @@ def test_workers_never_outlive_the_server(tmp_path, tiny_models, how):
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), server.log()
+
+
+def test_status_shows_live_workers_and_the_admin_endpoint_needs_its_token(make_server):
+    with make_server("status", env={"OPENVEO_ADMIN_TOKEN": "s3cret"}) as server:
+        server.wait_for_workers(1)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            report = json.loads(server.cli("status", "--json").stdout)
+            live = [w for w in report["workers"] if w["live"] and w["state"] == "idle"]
+            if live:
+                break
+            time.sleep(0.5)
+        assert live and live[0]["models"] == ["tiny-wan2.2"] and live[0]["device"] == "cpu"
+        assert httpx.get(f"{server.url}/v1/admin/status").status_code == 401
+        admin = httpx.get(f"{server.url}/v1/admin/status", headers={"authorization": "Bearer s3cret"})
+        assert admin.status_code == 200 and admin.json()["workers"][0]["live"]
+        human = server.cli("status")
+        assert human.returncode == 0 and "tiny-wan2.2" in human.stdout
+    report = json.loads(server.cli("status", "--json").stdout)
+    assert [w["state"] for w in report["workers"]] == ["stopped"]  # it said goodbye on the way out

@@ -13,6 +13,12 @@ from tests.helpers import decode, png_bytes
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK warns that Sora's API closed
 
 
+@pytest.fixture(scope="session")
+def server(sqlite_server):
+    """Wire-format tests: one database is enough (the service tests cover both)."""
+    return sqlite_server
+
+
 def client(server, key: str) -> OpenAI:
     return OpenAI(base_url=f"{server.url}/v1", api_key=key, timeout=120)
 

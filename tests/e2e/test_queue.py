@@ -13,19 +13,22 @@ import pytest
 from openveo.service import billing
 from openveo.service.keys import hash_secret
 from openveo.store.schema import api_keys, jobs, ledger
+from tests.e2e.conftest import BACKENDS, fresh_database
 from tests.e2e.server import Server
 
 
-@pytest.fixture(scope="module")
-def queue_only(tmp_path_factory, tiny_models):
-    server = Server(
-        tmp_path_factory.mktemp("queue-only"),
-        tiny_models,
-        workers=0,
-        env={"OPENVEO_RATE_LIMIT_PER_MINUTE": "20"},
-    )
-    with server:
-        yield server
+@pytest.fixture(scope="module", params=BACKENDS)
+def queue_only(request, tmp_path_factory, tiny_models):
+    with fresh_database(request.param) as url:
+        server = Server(
+            tmp_path_factory.mktemp("queue-only"),
+            tiny_models,
+            workers=0,
+            env={"OPENVEO_RATE_LIMIT_PER_MINUTE": "20"},
+            database_url=url,
+        )
+        with server:
+            yield server
 
 
 def key_row(server: Server, secret: str):
@@ -122,9 +125,8 @@ def test_native_cancel_of_a_queued_job_refunds(queue_only):
     assert status.status_code == 422 and status.json()["status"] == "FAILED"
 
 
-def test_queued_jobs_run_after_a_restart(tmp_path, tiny_models):
-    data_dir = tmp_path / "restart"
-    with Server(data_dir, tiny_models, workers=0) as first:
+def test_queued_jobs_run_after_a_restart(make_server):
+    with make_server("restart", workers=0) as first:
         key = first.new_key(credits=1)
         ids = [
             httpx.post(
@@ -132,7 +134,7 @@ def test_queued_jobs_run_after_a_restart(tmp_path, tiny_models):
             ).json()["request_id"]
             for i in range(3)
         ]
-    with Server(data_dir, tiny_models, workers=1) as second:
+    with make_server("restart", same_as=first, workers=1) as second:
         deadline = time.monotonic() + 120
         pending = set(ids)
         while pending and time.monotonic() < deadline:

@@ -37,6 +37,12 @@ def node() -> str:
     return node
 
 
+@pytest.fixture(scope="session")
+def server(sqlite_server):
+    """Wire-format tests: one database is enough (the service tests cover both)."""
+    return sqlite_server
+
+
 def run_client(node: str, server, key: str, mode: str, out: Path) -> dict:
     # The server is on 127.0.0.1: keep axios from routing it through a proxy from the environment.
     env = {name: value for name, value in os.environ.items() if name.lower() not in PROXY_VARS}

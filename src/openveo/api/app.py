@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from openveo import __version__
-from openveo.api import errors, files, google, jobs, openai, segmind
+from openveo.api import admin, errors, files, google, jobs, openai, segmind
 from openveo.api.auth import RateLimiter
 from openveo.api.state import ApiState
 from openveo.api.watch import JobWatcher
@@ -28,7 +28,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or open_runtime(settings)
-        watcher = JobWatcher(rt.jobs, rt.run_dir)
+        watcher = JobWatcher(rt.jobs, rt.wakeups)
         watcher.start()
         app.state.openveo = ApiState(rt, watcher, RateLimiter(settings.rate_limit_per_minute))
         state = app.state.openveo
@@ -56,6 +56,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(google.router)
     app.include_router(jobs.router)
+    app.include_router(admin.router)
     app.include_router(files.router)
     app.include_router(segmind.router)
     return app

@@ -1,31 +1,30 @@
-"""Waiting for jobs to move without polling the database in a tight loop: workers ring this process's
-doorbell whenever a job changes, and every waiter re-reads its job then. A slow timer covers rings
-that never come (another host, a lost datagram)."""
+"""Waiting for jobs to move without polling the database in a tight loop: workers ring this process
+(see store/wakeups.py) whenever a job changes, and every waiter re-reads its job then. A slow timer
+covers rings that never come."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
 from openveo.service.jobs import Job, JobNotFound, Jobs
-from openveo.store.doorbell import Doorbell
+from openveo.store.wakeups import Bell, Wakeups
 
 FALLBACK_POLL_S = 0.5
 
 
 class JobWatcher:
-    def __init__(self, jobs: Jobs, run_dir: Path) -> None:
+    def __init__(self, jobs: Jobs, wakeups: Wakeups) -> None:
         self.jobs = jobs
-        self.run_dir = run_dir
-        self._doorbell: Doorbell | None = None
+        self.wakeups = wakeups
+        self._doorbell: Bell | None = None
         self._changed = asyncio.Event()
 
     def start(self) -> None:
-        self._doorbell = Doorbell(self.run_dir, "api")
+        self._doorbell = self.wakeups.listen("api")
         asyncio.get_running_loop().add_reader(self._doorbell.fileno(), self._on_ring)
 
     def stop(self) -> None:

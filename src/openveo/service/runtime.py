@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from openveo.config import Settings
 from openveo.engine.catalog import Catalog
@@ -13,7 +12,7 @@ from openveo.service.jobs import Jobs, JobSignals, QueuePolicy
 from openveo.service.links import Signer, load_secret
 from openveo.store.blobs import LocalBlobs
 from openveo.store.db import Database
-from openveo.store.doorbell import ring, run_dir
+from openveo.store.wakeups import Wakeups
 
 
 @dataclass
@@ -25,7 +24,7 @@ class Runtime:
     blobs: LocalBlobs
     signer: Signer
     secret: bytes  # the server's own; signs result links and derives each key's webhook secret
-    run_dir: Path
+    wakeups: Wakeups
 
     def close(self) -> None:
         self.db.dispose()
@@ -36,7 +35,7 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     db = Database(settings.db_url)
     if migrate:
         db.upgrade()
-    wake_dir = run_dir(settings.data_dir)
+    wakeups = Wakeups(db, settings.data_dir)
     secret = load_secret(settings.data_dir)
     policy = QueuePolicy(
         lease_s=settings.lease_s,
@@ -44,7 +43,7 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         retention_s=settings.retention_s,
         queue_timeout_s=settings.queue_timeout_s,
     )
-    signals = JobSignals(queued=partial(ring, wake_dir, "worker"), changed=partial(ring, wake_dir, "api"))
+    signals = JobSignals(queued=partial(wakeups.ring, "worker"), changed=partial(wakeups.ring, "api"))
     return Runtime(
         settings=settings,
         catalog=settings.catalog(),
@@ -53,5 +52,5 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         blobs=LocalBlobs(settings.blob_root),
         signer=Signer(secret),
         secret=secret,
-        run_dir=wake_dir,
+        wakeups=wakeups,
     )

@@ -100,3 +100,19 @@ webhook_deliveries = Table(
     Column("delivered_at", Float),
     Index("ix_webhook_due", "status", "next_attempt_at"),
 )
+
+# Every worker process, live or gone: what it serves and what it is doing (for status and readiness).
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("models", Text, nullable=False),  # JSON list of preset names
+    Column("device", String(100), nullable=False),
+    Column("state", String(16), nullable=False),  # loading | idle | busy | draining | stopped
+    Column("current_job", String(40)),
+    Column("started_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Index("ix_workers_heartbeat", "heartbeat_at"),
+)

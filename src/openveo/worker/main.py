@@ -20,8 +20,9 @@ from openveo.config import Settings
 from openveo.engine.engine import Canceled, Engine
 from openveo.engine.video import video_metadata, write_mp4, write_spritesheet, write_thumbnail
 from openveo.service.jobs import ClaimedJob, Jobs
+from openveo.service.workers import PRESENCE_S, WorkerRegistry
 from openveo.store.blobs import LocalBlobs
-from openveo.store.doorbell import Doorbell
+from openveo.store.wakeups import Bell
 
 log = logging.getLogger("openveo.worker")
 
@@ -52,7 +53,8 @@ class Worker:
         blobs: LocalBlobs,
         engine: Engine,
         models: list[str],
-        doorbell: Doorbell | None = None,
+        doorbell: Bell | None = None,
+        registry: WorkerRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -60,9 +62,33 @@ class Worker:
         self.engine = engine
         self.models = models
         self.doorbell = doorbell
+        self.registry = registry
         self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.draining = threading.Event()
         self.interrupted = threading.Event()
+        self.state, self.current_job = "loading", None
+        self._gone = threading.Event()
+
+    def announce(self) -> None:
+        """Register in the worker registry and keep beating there until `retire()`."""
+        if self.registry is None:
+            return
+        device = str(self.engine.device)
+        self.registry.register(self.id, socket.gethostname(), os.getpid(), self.models, device)
+        threading.Thread(target=self._presence, name="presence", daemon=True).start()
+
+    def retire(self) -> None:
+        self._gone.set()
+        if self.registry is not None:
+            self.registry.beat(self.id, "stopped")
+
+    def _presence(self) -> None:
+        while not self._gone.wait(PRESENCE_S):
+            state = "draining" if self.draining.is_set() and self.state == "idle" else self.state
+            try:
+                self.registry.beat(self.id, state, self.current_job)
+            except Exception:
+                log.exception("worker registry beat failed; will retry")
 
     def load(self) -> None:
         for model in self.models:
@@ -72,6 +98,7 @@ class Worker:
 
     def serve_forever(self) -> None:
         log.info("worker %s serving %s", self.id, ", ".join(self.models))
+        self.state = "idle"
         while not (self.draining.is_set() or self.interrupted.is_set()):
             self._housekeeping()
             claimed = self.jobs.claim(self.id, self.models)
@@ -81,7 +108,11 @@ class Worker:
                 else:
                     self.draining.wait(IDLE_POLL_S)
                 continue
-            self.run(claimed)
+            self.state, self.current_job = "busy", claimed.job.id
+            try:
+                self.run(claimed)
+            finally:
+                self.state, self.current_job = "idle", None
         log.info("worker %s stopped", self.id)
 
     def install_signal_handlers(self) -> None:
@@ -197,13 +228,16 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
     runtime = open_runtime(settings, migrate=migrate)
     model = runtime.catalog.resolve(settings.model).name
     engine = Engine(settings, runtime.catalog)
-    doorbell = Doorbell(runtime.run_dir, "worker")
-    worker = Worker(settings, runtime.jobs, runtime.blobs, engine, [model], doorbell)
+    doorbell = runtime.wakeups.listen("worker")
+    registry = WorkerRegistry(runtime.db)
+    worker = Worker(settings, runtime.jobs, runtime.blobs, engine, [model], doorbell, registry)
     worker.install_signal_handlers()
+    worker.announce()
     try:
         worker.load()
         worker.serve_forever()
     finally:
+        worker.retire()
         doorbell.close()
         runtime.close()
 

@@ -1,0 +1,108 @@
+"""The worker registry: each worker process registers what it serves and beats every few seconds, so
+`openveo status`, the admin endpoint and readiness can tell which models have a live worker."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from openveo.store.db import Database
+from openveo.store.schema import jobs, workers
+
+PRESENCE_S = 5.0  # how often a worker beats
+STALE_S = 3 * PRESENCE_S  # a worker silent this long is taken for gone
+FORGET_S = 24 * 3600.0  # stopped or vanished workers are listed this long, then removed
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    models: list[str]
+    device: str
+    state: str
+    current_job: str | None
+    started_at: float
+    heartbeat_at: float
+
+    @property
+    def live(self) -> bool:
+        return self.state != "stopped" and self.heartbeat_at > time.time() - STALE_S
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "live": self.live}
+
+
+class WorkerRegistry:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def register(self, worker_id: str, host: str, pid: int, models: list[str], device: str) -> None:
+        now = time.time()
+        with self.db.write() as conn:
+            conn.execute(delete(workers).where(workers.c.heartbeat_at < now - FORGET_S))
+            conn.execute(
+                workers.insert().values(
+                    id=worker_id,
+                    host=host,
+                    pid=pid,
+                    models=json.dumps(models),
+                    device=device,
+                    state="loading",
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
+
+    def beat(self, worker_id: str, state: str, current_job: str | None = None) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                update(workers)
+                .where(workers.c.id == worker_id)
+                .values(state=state, current_job=current_job, heartbeat_at=time.time())
+            )
+
+    def all(self) -> list[WorkerInfo]:
+        with self.db.read() as conn:
+            rows = conn.execute(select(workers).order_by(workers.c.host, workers.c.started_at)).all()
+        return [
+            WorkerInfo(**{**row._mapping, "models": json.loads(row.models)})  # type: ignore[arg-type]
+            for row in rows
+        ]
+
+    def live_models(self) -> set[str]:
+        return {model for worker in self.all() if worker.live for model in worker.models}
+
+    def queue_depth(self) -> dict[str, int]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(jobs.c.model, func.count()).where(jobs.c.status == "queued").group_by(jobs.c.model)
+            ).all()
+        return {model: count for model, count in rows}
+
+    def recent_failures(self, limit: int = 5) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(jobs.c.id, jobs.c.model, jobs.c.error, jobs.c.finished_at)
+                .where(jobs.c.status == "failed")
+                .order_by(jobs.c.finished_at.desc())
+                .limit(limit)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def status(self) -> dict[str, Any]:
+        """Everything `openveo status` and the admin endpoint show."""
+        known = self.all()
+        queue = self.queue_depth()
+        served = {model for worker in known if worker.live for model in worker.models}
+        return {
+            "workers": [worker.as_json() for worker in known],
+            "queue": queue,
+            "waiting_without_worker": sorted(model for model in queue if model not in served),
+            "recent_failures": self.recent_failures(),
+        }
