@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,24 +29,9 @@ import time
 from pathlib import Path
 
 import httpx
+from common import cpu_name, summary_ms
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def summary_ms(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50_ms": round(percentile(values, 50) * 1000, 2),
-        "p99_ms": round(percentile(values, 99) * 1000, 2),
-        "mean_ms": round(statistics.fmean(values) * 1000, 2),
-        "max_ms": round(max(values) * 1000, 2),
-    }
 
 
 class Service:
@@ -162,16 +146,6 @@ def wait_idle(service: Service, key: str, job_ids: list[str]) -> None:
                 time.sleep(0.2)
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -208,7 +182,7 @@ def main() -> None:
         "benchmark": "service",
         "machine": {
             "host": socket.gethostname(),
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "gpu": None,

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from openveo import __version__
@@ -67,7 +68,7 @@ def _catalog(settings: Settings) -> Catalog:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 
@@ -307,6 +308,15 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option("--database-url", envvar="OPENVEO_DATABASE_URL", help="Default: SQLite in the data dir."),
 ]
+Storage = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        envvar="OPENVEO_STORAGE",
+        help="Where results go: s3://BUCKET/PREFIX on any S3-compatible store (set OPENVEO_S3_ENDPOINT_URL "
+        "for MinIO and other non-AWS stores) or a directory. Default: DATA_DIR/results.",
+    ),
+]
 
 
 @app.command()
@@ -327,42 +337,74 @@ def serve(
         ),
     ] = None,
     database_url: DatabaseUrl = None,
+    storage: Storage = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Run the API server (Segmind, native job API) and its workers. Stop with Ctrl-C: running jobs go back
-    to the queue and run after the next start."""
+    """Run the API server (Segmind, Google, OpenAI and the native job API) and its workers. Stop with
+    Ctrl-C: running jobs go back to the queue and run after the next start."""
     from openveo import serve as serving
+    from openveo.store.blobs import StorageUnavailable
 
     _setup_logging(True)
     settings = _settings(
-        data_dir, host=host, port=port, model=model, workers=workers, database_url=database_url
+        data_dir,
+        host=host,
+        port=port,
+        model=model,
+        workers=workers,
+        database_url=database_url,
+        storage=storage,
     )
     _check_model(settings)
-    serving.run(settings, settings.workers)
+    try:
+        serving.run(settings, settings.workers)
+    except StorageUnavailable as exc:
+        raise _fail(f"--storage: {exc}", code=3) from None
 
 
 @app.command()
 def worker(
     model: Model = None,
     database_url: DatabaseUrl = None,
+    storage: Storage = None,
     device: Annotated[
         str | None, typer.Option(envvar="OPENVEO_DEVICE", help="auto, cuda, cuda:N or cpu.")
+    ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="Run one worker per listed GPU, e.g. 0,1, each seeing only its own GPU (so --device "
+            "cuda means that one)."
+        ),
     ] = None,
     migrate: Annotated[bool, typer.Option(help="Apply database migrations first.")] = True,
     data_dir: DataDir = None,
 ) -> None:
-    """Run one worker: load the model once, then claim and run queued jobs one at a time.
-    SIGTERM finishes the current job and exits; Ctrl-C gives it back to the queue at once."""
+    """Run a worker on this machine against the shared database and result store: load the model once,
+    then claim and run queued jobs for it, one at a time. SIGTERM finishes the current job and exits;
+    Ctrl-C gives it back to the queue at once."""
     from openveo.engine.weights import ModelNotAvailable
-    from openveo.worker.main import run_worker
+    from openveo.store.blobs import StorageUnavailable
 
     _setup_logging(True)
-    settings = _settings(data_dir, model=model, database_url=database_url, device=device)
+    settings = _settings(data_dir, model=model, database_url=database_url, device=device, storage=storage)
     _check_model(settings)
     try:
-        run_worker(settings, migrate=migrate)
+        if gpus is not None:
+            from openveo.serve import run_workers
+
+            listed = [g.strip() for g in gpus.split(",") if g.strip()]
+            if not listed or not all(g.isdigit() for g in listed):
+                raise _fail(f"--gpus: expected GPU indices like 0,1, not {gpus!r}")
+            run_workers(settings, listed, migrate=migrate)
+        else:
+            from openveo.worker.main import run_worker
+
+            run_worker(settings, migrate=migrate)
     except ModelNotAvailable as exc:
         raise _fail(str(exc), code=3) from None
+    except StorageUnavailable as exc:
+        raise _fail(f"--storage: {exc}", code=3) from None
 
 
 def _check_model(settings: Settings) -> None:

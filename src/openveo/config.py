@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL (default: sqlite in DATA_DIR/openveo.db)."
     )
+    storage: str | None = Field(
+        default=None,
+        description="Where results go: s3://BUCKET/PREFIX (any S3-compatible store) or a local "
+        "directory (default: DATA_DIR/results).",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible store that is not AWS (MinIO, Ceph, R2...)."
+    )
     workers: int | None = Field(
         default=None, ge=0, description="Worker processes `serve` spawns (default: one per GPU, else one)."
     )
@@ -89,5 +97,6 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'openveo.db'}"
 
     @property
-    def blob_root(self) -> Path:
-        return self.data_dir / "results"
+    def staging_dir(self) -> Path:
+        """Where a worker writes result files whole before storing them."""
+        return self.data_dir / "staging"

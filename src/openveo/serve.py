@@ -80,6 +80,8 @@ class WorkerSupervisor:
         gpu = self.slots[slot]
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
+        elif "OMP_NUM_THREADS" not in os.environ:  # CPU workers share the cores instead of fighting for them
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // len(self.slots)))
         args = [sys.executable, "-m", "openveo.cli", "worker", "--no-migrate"]
         with self._lock:
             if self._stopping.is_set():
@@ -102,6 +104,17 @@ class WorkerSupervisor:
                 if self._stopping.wait(delay):
                     return
                 self._spawn(slot)
+
+    def drain(self) -> None:
+        """SIGTERM: each worker finishes its running job, claims nothing new and exits. No time limit:
+        a job may take minutes, and cutting it short would waste them."""
+        with self._lock:
+            self._stopping.set()
+            live = [p for p in self.procs if p is not None and p.poll() is None]
+        for proc in live:
+            proc.send_signal(signal.SIGTERM)
+        for proc in live:
+            proc.wait()
 
     def stop(self) -> None:
         """SIGINT: each worker gives its running job back to the queue and exits; then SIGKILL."""
@@ -141,11 +154,13 @@ def run(settings: Settings, workers: int | None) -> None:
     import uvicorn
 
     from openveo.api.app import create_app
+    from openveo.service.runtime import result_store
     from openveo.store.db import Database
 
     db = Database(settings.db_url)
     db.upgrade()
     db.dispose()
+    result_store(settings)  # a store that cannot be used stops the start, with the reason
     banner = first_key_banner(settings)
     if banner:
         print(banner, file=sys.stderr, flush=True)
@@ -175,3 +190,33 @@ def run(settings: Settings, workers: int | None) -> None:
 
 def _exit_on_sigterm(*_args) -> None:
     raise SystemExit(0)
+
+
+def run_workers(settings: Settings, gpus: list[str], *, migrate: bool = True) -> None:
+    """`openveo worker --gpus 0,1`: one worker per listed GPU under one supervisor. SIGTERM drains them
+    all (each finishes its job); Ctrl-C (SIGINT) gives the running jobs back to the queue at once."""
+    from openveo.service.runtime import result_store
+    from openveo.store.db import Database
+
+    if migrate:
+        db = Database(settings.db_url)
+        db.upgrade()
+        db.dispose()
+    result_store(settings)
+    asked: list[str] = []
+    told = threading.Event()
+
+    def on_signal(signum: int, _frame) -> None:
+        asked.append("drain" if signum == signal.SIGTERM else "stop")
+        told.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    supervisor = WorkerSupervisor(settings, len(gpus), gpus)
+    supervisor.start()
+    told.wait()
+    if asked[0] == "drain":
+        log.info("draining %d workers: each finishes its current job", len(gpus))
+        supervisor.drain()
+    else:
+        supervisor.stop()

@@ -44,6 +44,7 @@ def body(response) -> dict:
         (ApiError(401, "bad key"), 401, (401, "UNAUTHENTICATED"), (401, "invalid_api_key")),
         (ApiError(404, "nothing"), 404, (404, "NOT_FOUND"), (404, "not_found")),
         (ApiError(500, "boom", code="generation_failed"), 500, (500, "INTERNAL"), (500, None)),
+        (ApiError(503, "database down"), 503, (503, "UNAVAILABLE"), (503, "service_unavailable")),
     ],
 )
 def test_one_error_three_formats(error, segmind, google_status, openai_status):

@@ -22,6 +22,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def worker_command(model: str, data_dir: Path, *options: str) -> list[str]:
+    """`openveo worker` as an operator types it on a worker host."""
+    return [
+        sys.executable,
+        "-m",
+        "openveo.cli",
+        "worker",
+        "--model",
+        model,
+        "--data-dir",
+        str(data_dir),
+        *options,
+    ]
+
+
 class Server:
     def __init__(
         self,
@@ -106,6 +121,17 @@ class Server:
 
     def database(self) -> Database:
         return Database(self.database_url)
+
+    def job_row(self, job_id: str):
+        """The job's row as stored, every column."""
+        from openveo.store.schema import jobs
+
+        db = self.database()
+        try:
+            with db.read() as conn:
+                return conn.execute(jobs.select().where(jobs.c.id == job_id)).one()
+        finally:
+            db.dispose()
 
     def worker_pids(self) -> list[int]:
         """The worker processes `serve` spawned (its child processes)."""

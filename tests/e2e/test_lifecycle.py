@@ -6,14 +6,14 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.server import Server
+from tests.e2e.server import Server, worker_command
+from tests.helpers import run_cli
 
 
 def test_a_first_run_makes_a_key_and_shows_it_once(make_server):
@@ -31,16 +31,7 @@ def test_a_standalone_worker_serves_the_queue_and_drains_on_sigterm(make_server)
     with make_server("split", workers=0) as server:
         key = server.new_key(credits=5)
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "openveo.cli",
-                "worker",
-                "--model",
-                "tiny",
-                "--data-dir",
-                str(server.data_dir),
-            ],
+            worker_command("tiny", server.data_dir),
             env=server.env,
             stderr=subprocess.PIPE,
             text=True,
@@ -122,3 +113,70 @@ def test_status_shows_live_workers_and_the_admin_endpoint_needs_its_token(make_s
         assert human.returncode == 0 and "tiny-wan2.2" in human.stdout
     report = json.loads(server.cli("status", "--json").stdout)
     assert [w["state"] for w in report["workers"]] == ["stopped"]  # it said goodbye on the way out
+
+
+def test_a_worker_group_runs_one_worker_per_gpu_and_drains_them_all(tmp_path, tiny_models):
+    """`openveo worker --gpus 0,1` on this CPU machine: each worker is pinned to its GPU index (there
+    is no GPU, so each falls back to the CPU), and SIGTERM to the group drains every worker."""
+    from openveo.service.workers import WorkerRegistry
+
+    with Server(tmp_path / "group", tiny_models, workers=0) as server:
+        key = server.new_key(credits=1)
+        group = subprocess.Popen(
+            worker_command("tiny", server.data_dir, "--gpus", "0,1"),
+            env=server.env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        db = server.database()
+        try:
+            deadline = time.monotonic() + 120
+            serving = []
+            while len(serving) < 2 and time.monotonic() < deadline:
+                assert group.poll() is None, group.stderr.read()
+                serving = [w for w in WorkerRegistry(db).all() if w.serving]
+                time.sleep(0.2)
+            assert len(serving) == 2
+            children = Path(f"/proc/{group.pid}/task/{group.pid}/children").read_text().split()
+            assert sorted(w.pid for w in serving) == sorted(int(pid) for pid in children)
+
+            job_id = httpx.post(
+                f"{server.url}/v1/jobs", json={"prompt": "grouped", "steps": 100}, headers={"x-api-key": key}
+            ).json()["id"]
+            server.wait_status(key, job_id, {"PROCESSING"})
+            group.send_signal(signal.SIGTERM)
+            assert group.wait(120) == 0
+            assert server.wait_status(key, job_id, {"COMPLETED", "FAILED"}, timeout=5) == "COMPLETED"
+            assert [w.state for w in WorkerRegistry(db).all()] == ["stopped", "stopped"]
+        finally:
+            if group.poll() is None:
+                group.kill()
+            db.dispose()
+
+
+def test_worker_refuses_bad_gpus_and_an_unusable_store(tmp_path):
+    bad_gpus = run_cli("worker", "--model", "tiny", "--gpus", "first", "--data-dir", str(tmp_path))
+    assert bad_gpus.returncode == 2 and "--gpus" in bad_gpus.stderr and "0,1" in bad_gpus.stderr
+    bad_store = run_cli("serve", "--model", "tiny", "--storage", "gs://bucket", "--data-dir", str(tmp_path))
+    assert bad_store.returncode == 3 and "--storage" in bad_store.stderr and "s3://" in bad_store.stderr
+
+
+def test_readiness_follows_the_workers_of_the_served_model(tmp_path, tiny_models):
+    with Server(tmp_path / "ready", tiny_models, workers=0) as server:
+        assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+
+        def ready() -> tuple[int, list[str]]:
+            reply = httpx.get(f"{server.url}/readyz")
+            return reply.status_code, reply.json()["problems"]
+
+        assert ready() == (503, ["no worker is serving tiny-wan2.2"])
+        for _ in range(2):  # a worker comes, readiness follows; it leaves, readiness goes
+            worker = subprocess.Popen(worker_command("tiny", server.data_dir), env=server.env)
+            deadline = time.monotonic() + 120
+            while ready()[0] != 200 and time.monotonic() < deadline:
+                assert worker.poll() is None
+                time.sleep(0.2)
+            assert ready() == (200, [])
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(60) == 0
+            assert ready() == (503, ["no worker is serving tiny-wan2.2"])

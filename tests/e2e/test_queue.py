@@ -12,7 +12,7 @@ import pytest
 
 from openveo.service import billing
 from openveo.service.keys import hash_secret
-from openveo.store.schema import api_keys, jobs, ledger
+from openveo.store.schema import api_keys, ledger
 from tests.e2e.conftest import BACKENDS, fresh_database
 from tests.e2e.server import Server
 
@@ -41,15 +41,6 @@ def key_row(server: Server, secret: str):
                 billing.ledger_sum(conn, row.id),
                 conn.execute(ledger.select().where(ledger.c.key_id == row.id)).all(),
             )
-    finally:
-        db.dispose()
-
-
-def job_row(server: Server, job_id: str):
-    db = server.database()
-    try:
-        with db.read() as conn:
-            return conn.execute(jobs.select().where(jobs.c.id == job_id)).one()
     finally:
         db.dispose()
 
@@ -107,7 +98,7 @@ def test_a_disconnecting_v1_client_cancels_and_is_refunded(queue_only):
     assert kinds == ["grant", "refund", "reserve"]
     assert row.balance == ledger_total == billing.to_micro(1)
     job_id = next(e.job_id for e in entries if e.kind == "refund")
-    assert job_row(queue_only, job_id).status == "canceled"
+    assert queue_only.job_row(job_id).status == "canceled"
 
 
 def test_native_cancel_of_a_queued_job_refunds(queue_only):

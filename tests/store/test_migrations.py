@@ -29,3 +29,25 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
     with db.read() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     db.dispose()
+
+
+def test_processes_starting_together_migrate_one_at_a_time(database):
+    """API servers and workers run the migrations as they start; on a fresh database at the same
+    moment, none of them may fail on a table another one just made."""
+    import subprocess
+    import sys
+
+    from sqlalchemy import text
+
+    with database.engine.begin() as conn:  # back to an empty database
+        for table in ("workers", "server_secrets", "webhook_deliveries", "jobs", "ledger", "api_keys"):
+            conn.execute(text(f"DROP TABLE {table}"))
+        conn.execute(text("DROP TABLE alembic_version"))
+    script = "import sys; from openveo.store.db import Database; Database(sys.argv[1]).upgrade()"
+    url = database.engine.url.render_as_string(hide_password=False)
+    runs = [subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE) for _ in range(4)]
+    errors = [run.stderr.read().decode() for run in runs]
+    assert [run.wait() for run in runs] == [0] * 4, errors
+    with database.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []

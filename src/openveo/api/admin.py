@@ -1,5 +1,5 @@
-"""Operator endpoints, behind OPENVEO_ADMIN_TOKEN (off when it is unset): what `openveo status`
-shows, for dashboards and other hosts."""
+"""Operator endpoints: liveness and readiness probes for load balancers and orchestrators (open), and
+what `openveo status` shows, behind OPENVEO_ADMIN_TOKEN (off when it is unset)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import hmac
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from openveo.api.errors import ApiError
 from openveo.api.state import state_of
 from openveo.service.workers import WorkerRegistry
+from openveo.store.db import OUTAGE, first_line
 
 router = APIRouter()
 
@@ -28,3 +30,27 @@ async def admin_status(request: Request) -> dict[str, Any]:
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise ApiError(401, "admin endpoints need Authorization: Bearer OPENVEO_ADMIN_TOKEN")
     return await run_in_threadpool(WorkerRegistry(state.runtime.db).status)
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up and answering (it says nothing of the database or the workers)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """200 when the database answers and every served model (the one the protocols' names point at,
+    alias targets, and any with queued jobs) has a worker taking jobs, else 503 with the problems
+    listed. A job for a model nobody serves waits in the queue; this says so."""
+    state = state_of(request)
+    catalog, settings = state.runtime.catalog, state.settings
+    routed = {catalog.resolve(name).name for name in (settings.model, *settings.aliases.values())}
+    try:
+        report = {
+            **await run_in_threadpool(WorkerRegistry(state.runtime.db).readiness, routed),
+            "database": "ok",
+        }
+    except OUTAGE as exc:
+        report = {"ready": False, "database": "unreachable", "models": {}, "problems": [first_line(exc)]}
+    return JSONResponse(report, status_code=200 if report["ready"] else 503)

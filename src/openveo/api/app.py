@@ -18,6 +18,7 @@ from openveo.api.watch import JobWatcher
 from openveo.config import Settings
 from openveo.service.runtime import Runtime, open_runtime
 from openveo.service.webhooks import Dispatcher, key_secret
+from openveo.store.db import log_failure
 
 log = logging.getLogger("openveo.api")
 
@@ -78,7 +79,7 @@ async def _deliver_webhooks(state: ApiState) -> None:
             while await run_in_threadpool(dispatcher.run_due):
                 pass
         except Exception:
-            log.exception("webhook delivery failed; will retry")
+            log_failure(log, "webhook delivery failed; will retry")
         await state.watcher.next_change(timeout=1.0)
 
 
@@ -94,5 +95,5 @@ async def _housekeeping(runtime: Runtime) -> None:
             for job_id in await run_in_threadpool(runtime.jobs.recover):
                 await run_in_threadpool(runtime.blobs.delete_prefix, f"jobs/{job_id}")
         except Exception:
-            log.exception("housekeeping failed; will retry")
+            log_failure(log, "housekeeping failed; will retry")
         await asyncio.sleep(HOUSEKEEPING_S)

@@ -13,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openveo.store.db import OUTAGE, first_line
+
 log = logging.getLogger("openveo.api")
 
 
@@ -25,7 +27,10 @@ CODES_BY_STATUS = {
     422: "invalid",
     429: "rate_limited",
     500: "internal",
+    503: "unavailable",
 }
+
+DATABASE_DOWN = "the database is unavailable for a moment; try again shortly"
 
 
 class ApiError(Exception):
@@ -99,6 +104,13 @@ def install(app: FastAPI, formats: ErrorFormats) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
         return formats.render(request, ApiError(422, f"{where or 'request'}: {first.get('msg', 'invalid')}"))
+
+    async def _outage(request: Request, exc: Exception) -> Response:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, first_line(exc))
+        return formats.render(request, ApiError(503, DATABASE_DOWN, headers={"Retry-After": "2"}))
+
+    for outage in OUTAGE:
+        app.add_exception_handler(outage, _outage)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:

@@ -76,6 +76,7 @@ _ERRORS = {
     "method_not_allowed": (405, "UNIMPLEMENTED"),
     "insufficient_credits": (429, "RESOURCE_EXHAUSTED"),
     "rate_limited": (429, "RESOURCE_EXHAUSTED"),
+    "unavailable": (503, "UNAVAILABLE"),
 }
 _RPC_CANCELLED, _RPC_INTERNAL, _RPC_NOT_FOUND = 1, 13, 5  # google.rpc.Code
 

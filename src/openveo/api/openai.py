@@ -51,6 +51,7 @@ _ERRORS = {
     "method_not_allowed": (405, "invalid_request_error", "method_not_allowed"),
     "insufficient_credits": (429, "insufficient_quota", "insufficient_quota"),
     "rate_limited": (429, "requests", "rate_limit_exceeded"),
+    "unavailable": (503, "server_error", "service_unavailable"),
 }
 
 

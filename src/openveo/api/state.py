@@ -19,6 +19,7 @@ from openveo.service.keys import ApiKey
 from openveo.service.requests import InvalidRequest, Limits, build_request
 from openveo.service.runtime import Runtime
 from openveo.service.webhooks import valid_url
+from openveo.store.blobs import BlobMissing
 
 
 @dataclass
@@ -100,15 +101,22 @@ class ApiState:
         return f"{proto}://{host.split(',')[0].strip()}"
 
     def file_url(self, base_url: str, job: Job, index: int = 0, kind: str = "video") -> str | None:
-        """A signed link to one of a job's files, valid until its retention ends."""
+        """A link to one of a job's files, valid until its retention ends: presigned by the store
+        (S3), else signed by this server."""
         videos = job.videos
         if job.status != "succeeded" or index >= len(videos) or job.expires_at is None:
             return None
         blob_key = videos[index][kind]
-        return f"{base_url}/files/{blob_key}?{self.runtime.signer.query(blob_key, job.expires_at)}"
+        presigned = self.runtime.blobs.presigned_url(blob_key, job.expires_at)
+        return (
+            presigned or f"{base_url}/files/{blob_key}?{self.runtime.signer.query(blob_key, job.expires_at)}"
+        )
 
     def read_file(self, job: Job, index: int = 0, kind: str = "video") -> bytes:
-        return self.runtime.blobs.path(job.videos[index][kind]).read_bytes()
+        try:
+            return self.runtime.blobs.read_bytes(job.videos[index][kind])
+        except BlobMissing:
+            raise ApiError(404, "this result is no longer stored (its retention has ended)") from None
 
 
 def state_of(request: Request) -> ApiState:

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
 from openveo.service.jobs import Job, JobNotFound, Jobs
+from openveo.store.db import OUTAGE, first_line
 from openveo.store.wakeups import Bell, Wakeups
+
+log = logging.getLogger("openveo.api")
 
 FALLBACK_POLL_S = 0.5
 
@@ -61,6 +65,13 @@ class JobWatcher:
             except JobNotFound:  # deleted while watched
                 waiting.cancel()
                 return None
+            except OUTAGE as exc:  # the job goes on without us; so does the wait, once it is back
+                log.warning("database unavailable while watching job %s: %s", job_id, first_line(exc))
+                if gone and await gone():
+                    waiting.cancel()
+                    return None
+                await waiting
+                continue
             if on_change and job.updated_at != last:
                 await on_change(job)
                 last = job.updated_at

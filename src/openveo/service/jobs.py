@@ -342,7 +342,14 @@ class Jobs:
         with self.db.write() as conn:
             job = _lock(conn, job_id, *_owned(worker_id))
             if job is None:
-                return "lost"
+                # A retry of a completion that committed though its answer was lost (the database
+                # went away at that moment) finds the job already done by this worker.
+                done = conn.execute(
+                    select(jobs.c.status).where(
+                        jobs.c.id == job_id, jobs.c.worker_id == worker_id, jobs.c.status == SUCCEEDED
+                    )
+                ).scalar()
+                return SUCCEEDED if done else "lost"
             if job.cancel_requested:
                 self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
                 outcome = CANCELED

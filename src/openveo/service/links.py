@@ -5,22 +5,42 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-def load_secret(data_dir: Path) -> bytes:
-    """The server's signing secret, made on first start and kept private in the data dir."""
-    path = data_dir / "secret.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-        os.replace(path.with_suffix(".tmp"), path)
-    return bytes.fromhex(path.read_text().strip())
+from openveo.store.db import Database
+from openveo.store.schema import server_secrets
+
+SIGNING = "signing"
+
+
+def load_secret(db: Database, data_dir: Path) -> bytes:
+    """The deployment's signing secret. It lives in the database, so every API server and worker on
+    it signs and checks alike; made on first start (adopting `DATA_DIR/secret.key` from versions that
+    kept it there, so links and webhook secrets already handed out stay valid)."""
+    stored = _stored_secret(db)
+    if stored is None:
+        legacy = data_dir / "secret.key"
+        candidate = legacy.read_text().strip() if legacy.is_file() else secrets.token_hex(32)
+        try:
+            with db.write() as conn:
+                conn.execute(
+                    server_secrets.insert().values(name=SIGNING, value=candidate, created_at=time.time())
+                )
+        except IntegrityError:
+            pass  # another process made it first: use theirs
+        stored = _stored_secret(db)
+    assert stored is not None
+    return bytes.fromhex(stored)
+
+
+def _stored_secret(db: Database) -> str | None:
+    with db.read() as conn:
+        return conn.execute(select(server_secrets.c.value).where(server_secrets.c.name == SIGNING)).scalar()
 
 
 class Signer:

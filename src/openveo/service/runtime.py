@@ -10,7 +10,7 @@ from openveo.config import Settings
 from openveo.engine.catalog import Catalog
 from openveo.service.jobs import Jobs, JobSignals, QueuePolicy
 from openveo.service.links import Signer, load_secret
-from openveo.store.blobs import LocalBlobs
+from openveo.store.blobs import Blobs, open_blobs
 from openveo.store.db import Database
 from openveo.store.wakeups import Wakeups
 
@@ -21,7 +21,7 @@ class Runtime:
     catalog: Catalog
     db: Database
     jobs: Jobs
-    blobs: LocalBlobs
+    blobs: Blobs
     signer: Signer
     secret: bytes  # the server's own; signs result links and derives each key's webhook secret
     wakeups: Wakeups
@@ -30,13 +30,22 @@ class Runtime:
         self.db.dispose()
 
 
+def result_store(settings: Settings) -> Blobs:
+    """The configured result store, checked: raises `StorageUnavailable` with the reason."""
+    blobs = open_blobs(
+        settings.storage, settings.data_dir / "results", s3_endpoint_url=settings.s3_endpoint_url
+    )
+    blobs.check()
+    return blobs
+
+
 def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
     if migrate:
         db.upgrade()
     wakeups = Wakeups(db, settings.data_dir)
-    secret = load_secret(settings.data_dir)
+    secret = load_secret(db, settings.data_dir)
     policy = QueuePolicy(
         lease_s=settings.lease_s,
         max_attempts=settings.max_attempts,
@@ -49,7 +58,7 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         catalog=settings.catalog(),
         db=db,
         jobs=Jobs(db, policy, signals),
-        blobs=LocalBlobs(settings.blob_root),
+        blobs=result_store(settings),
         signer=Signer(secret),
         secret=secret,
         wakeups=wakeups,

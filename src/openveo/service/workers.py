@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ from openveo.store.db import Database
 from openveo.store.schema import jobs, workers
 
 PRESENCE_S = 5.0  # how often a worker beats
+SERVING_STATES = frozenset({"idle", "busy"})  # not loading, draining or stopped
 STALE_S = 3 * PRESENCE_S  # a worker silent this long is taken for gone
 FORGET_S = 24 * 3600.0  # stopped or vanished workers are listed this long, then removed
 
@@ -33,6 +36,11 @@ class WorkerInfo:
     @property
     def live(self) -> bool:
         return self.state != "stopped" and self.heartbeat_at > time.time() - STALE_S
+
+    @property
+    def serving(self) -> bool:
+        """Live and taking jobs."""
+        return self.live and self.state in SERVING_STATES
 
     def as_json(self) -> dict[str, Any]:
         return {**self.__dict__, "live": self.live}
@@ -105,4 +113,23 @@ class WorkerRegistry:
             "queue": queue,
             "waiting_without_worker": sorted(model for model in queue if model not in served),
             "recent_failures": self.recent_failures(),
+        }
+
+    def readiness(self, routed: Iterable[str]) -> dict[str, Any]:
+        """Ready when every model this deployment serves has a worker taking jobs. The served models
+        are the ones the protocols route to (`routed`: the default model and alias targets) and any
+        with queued jobs; a worker that served some other model and left changes nothing."""
+        known = self.all()
+        queue = self.queue_depth()
+        models = set(routed) | set(queue)
+        serving = Counter(model for worker in known if worker.serving for model in worker.models)
+        problems = [
+            f"no worker is serving {model}" + (f" ({queue[model]} queued)" if queue.get(model) else "")
+            for model in sorted(models)
+            if not serving[model]
+        ]
+        return {
+            "ready": not problems,
+            "models": {m: {"workers": serving[m], "queued": queue.get(m, 0)} for m in sorted(models)},
+            "problems": problems,
         }

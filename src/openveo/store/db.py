@@ -8,16 +8,37 @@ thanks to WAL. On PostgreSQL the conditional updates in billing and the queue do
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x6F70656E76656F  # "openveo": the PostgreSQL advisory lock migrations hold
+
+# The database cannot be reached right now (PostgreSQL restarting, a network blip, SQLite busy past
+# its timeout): worth waiting out, unlike a bug or a broken constraint.
+OUTAGE = (OperationalError, InterfaceError)
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def log_failure(logger: logging.Logger, message: str, *args: object) -> None:
+    """For an `except` block of a loop that will try again: one line while the database is away
+    (expected during a restart), the whole traceback for anything else."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, OUTAGE):
+        logger.warning(f"{message} (the database is unavailable: %s)", *args, first_line(exc))
+    else:
+        logger.exception(message, *args)
 
 
 class Database:
@@ -49,10 +70,13 @@ class Database:
             yield conn
 
     def upgrade(self) -> None:
-        """Apply Alembic migrations up to the newest (a no-op when already there)."""
+        """Apply Alembic migrations up to the newest (a no-op when already there), one process at a
+        time: SQLite's write transaction or a PostgreSQL advisory lock keeps the others waiting."""
         from alembic import command
 
-        with self.engine.connect() as conn:
+        with self.engine.connect().execution_options(openveo_write=True) as conn:
+            if not self.is_sqlite:  # API servers and workers starting together migrate one at a time
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             config = alembic_config(conn)
             command.upgrade(config, "head")
             conn.commit()

@@ -116,3 +116,12 @@ workers = Table(
     Column("heartbeat_at", Float, nullable=False),
     Index("ix_workers_heartbeat", "heartbeat_at"),
 )
+
+# Secrets every API server and worker of one deployment shares, whatever host or data dir it runs on.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", Text, nullable=False),  # hex
+    Column("created_at", Float, nullable=False),
+)

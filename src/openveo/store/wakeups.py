@@ -25,6 +25,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from openveo.store.db import first_line
+
 log = logging.getLogger(__name__)
 
 _MAX_SOCKET_PATH = 100  # sockaddr_un holds 108 bytes
@@ -120,7 +122,11 @@ class PostgresBell(Bell):
             except psycopg.Error as exc:
                 delay = self.RECONNECT_S[min(failures, len(self.RECONNECT_S) - 1)]
                 if failures == 0:
-                    log.warning("lost the database connection for %s (%s); reconnecting", self._channel, exc)
+                    log.warning(
+                        "lost the database connection for %s (%s); reconnecting",
+                        self._channel,
+                        first_line(exc),
+                    )
                 failures += 1
                 self._stop.wait(delay)
 

@@ -14,19 +14,25 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
 from openveo.config import Settings
 from openveo.engine.engine import Canceled, Engine
 from openveo.engine.video import video_metadata, write_mp4, write_spritesheet, write_thumbnail
 from openveo.service.jobs import ClaimedJob, Jobs
 from openveo.service.workers import PRESENCE_S, WorkerRegistry
-from openveo.store.blobs import LocalBlobs
+from openveo.store.blobs import Blobs
+from openveo.store.db import OUTAGE, first_line, log_failure
 from openveo.store.wakeups import Bell
 
 log = logging.getLogger("openveo.worker")
 
 IDLE_POLL_S = 1.0  # fallback when no doorbell rings
+OUTAGE_RETRY_S = (0.5, 1, 2, 5)
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,7 +56,7 @@ class Worker:
         self,
         settings: Settings,
         jobs: Jobs,
-        blobs: LocalBlobs,
+        blobs: Blobs,
         engine: Engine,
         models: list[str],
         doorbell: Bell | None = None,
@@ -80,7 +86,10 @@ class Worker:
     def retire(self) -> None:
         self._gone.set()
         if self.registry is not None:
-            self.registry.beat(self.id, "stopped")
+            try:
+                self.registry.beat(self.id, "stopped")
+            except OUTAGE:  # it will show as gone once its heartbeat is old
+                log.warning("could not mark worker %s stopped: the database is unavailable", self.id)
 
     def _presence(self) -> None:
         while not self._gone.wait(PRESENCE_S):
@@ -88,7 +97,7 @@ class Worker:
             try:
                 self.registry.beat(self.id, state, self.current_job)
             except Exception:
-                log.exception("worker registry beat failed; will retry")
+                log_failure(log, "worker registry beat failed; will retry")
 
     def load(self) -> None:
         for model in self.models:
@@ -101,7 +110,12 @@ class Worker:
         self.state = "idle"
         while not (self.draining.is_set() or self.interrupted.is_set()):
             self._housekeeping()
-            claimed = self.jobs.claim(self.id, self.models)
+            try:
+                claimed = self.jobs.claim(self.id, self.models)
+            except OUTAGE as exc:
+                log.warning("database unavailable (%s); trying again shortly", first_line(exc))
+                time.sleep(OUTAGE_RETRY_S[-1] / 2)
+                continue
             if claimed is None:
                 if self.doorbell:
                     self.doorbell.wait(IDLE_POLL_S)
@@ -134,30 +148,32 @@ class Worker:
         heartbeat = threading.Thread(target=self._heartbeat, args=(run,), daemon=True)
         heartbeat.start()
         folder = f"jobs/{job.id}/attempt-{job.attempts}"
+        staging = self.settings.staging_dir / f"{job.id}-{job.attempts}"
         try:
             generation = self.engine.generate(
                 request,
-                on_progress=lambda done, total: run.note(self.jobs.heartbeat(job.id, self.id, done, total)),
+                on_progress=lambda done, total: run.note(self._progress(job.id, done, total)),
                 should_cancel=lambda: run.cancel.is_set() or run.lost.is_set() or self.interrupted.is_set(),
             )
             encode_started = time.perf_counter()
             videos = []
             for index, (frames, seed) in enumerate(zip(generation.videos, generation.seeds, strict=True)):
-                keys = {
-                    "video": f"{folder}/video-{index}.mp4",
-                    "thumbnail": f"{folder}/thumbnail-{index}.jpg",
-                    "spritesheet": f"{folder}/spritesheet-{index}.jpg",
+                names = {
+                    "video": f"video-{index}.mp4",
+                    "thumbnail": f"thumbnail-{index}.jpg",
+                    "spritesheet": f"spritesheet-{index}.jpg",
                 }
+                metadata = video_metadata(generation.preset.name, seed)
                 write_mp4(
                     frames,
-                    self.blobs.path(keys["video"]),
+                    staging / names["video"],
                     generation.fps,
                     crf=self.settings.video_crf,
-                    metadata=video_metadata(generation.preset.name, seed),
+                    metadata=metadata,
                 )
-                write_thumbnail(frames, self.blobs.path(keys["thumbnail"]))
-                write_spritesheet(frames, self.blobs.path(keys["spritesheet"]))
-                videos.append({**keys, "seed": seed})
+                write_thumbnail(frames, staging / names["thumbnail"])
+                write_spritesheet(frames, staging / names["spritesheet"])
+                videos.append({**self._store(staging, folder, names), "seed": seed})
             timings = {**generation.timings, "video_encode": time.perf_counter() - encode_started}
             result = {
                 "videos": videos,
@@ -168,7 +184,7 @@ class Worker:
                 "steps": generation.steps,
                 "timings": {k: round(v, 4) for k, v in timings.items()},
             }
-            outcome = self.jobs.complete(job.id, self.id, result)
+            outcome = self._persist(self.jobs.complete, job.id, self.id, result) or "lost"
             if outcome == "succeeded":
                 log.info("job %s: succeeded (%s)", job.id, _format_timings(timings))
             else:  # canceled after its last step, or the lease was lost: the files are not delivered
@@ -177,21 +193,53 @@ class Worker:
         except Canceled:
             self._discard(folder)
             if self.interrupted.is_set() and not run.cancel.is_set():
-                self.jobs.release(job.id, self.id)
+                self._persist(self.jobs.release, job.id, self.id)
                 log.info("job %s: given back to the queue", job.id)
             elif run.cancel.is_set():
-                self.jobs.canceled(job.id, self.id)
+                self._persist(self.jobs.canceled, job.id, self.id)
                 log.info("job %s: canceled by the client", job.id)
             else:
                 log.warning("job %s: lease lost; stopped", job.id)
         except Exception as exc:  # a failed run must never take the worker down
             self._discard(folder)
             log.exception("job %s: failed", job.id)
-            status = self.jobs.fail(job.id, self.id, f"generation failed: {exc}")
+            status = self._persist(self.jobs.fail, job.id, self.id, f"generation failed: {exc}")
             log.info("job %s: now %s", job.id, status)
         finally:
+            shutil.rmtree(staging, ignore_errors=True)
             run.done.set()
             heartbeat.join()
+
+    def _persist(self, action: Callable[..., T], *args: Any) -> T | None:
+        """Run a queue operation, waiting out a database outage (a PostgreSQL restart, say) instead of
+        dying with the job's work in hand. Gives up only when interrupted (None): the job's lease then
+        runs out and it is run again."""
+        failures = 0
+        while True:
+            try:
+                return action(*args)
+            except OUTAGE as exc:
+                if self.interrupted.is_set():
+                    return None
+                delay = OUTAGE_RETRY_S[min(failures, len(OUTAGE_RETRY_S) - 1)]
+                failures += 1
+                log.warning("database unavailable (%s); retrying in %.1fs", first_line(exc), delay)
+                self.interrupted.wait(delay)
+
+    def _progress(self, job_id: str, step: int, total: int) -> str:
+        """Progress is best effort: a database outage must not fail the generation."""
+        try:
+            return self.jobs.heartbeat(job_id, self.id, step, total)
+        except OUTAGE:
+            return "ok"
+
+    def _store(self, staging: Path, folder: str, names: dict[str, str]) -> dict[str, str]:
+        """Move (or upload) finished files into the result store; returns their blob keys."""
+        keys = {}
+        for kind, name in names.items():
+            keys[kind] = f"{folder}/{name}"
+            self.blobs.put(keys[kind], staging / name)
+        return keys
 
     def _heartbeat(self, run: _Run) -> None:
         interval = max(self.jobs.policy.lease_s / 3, 0.05)
@@ -199,17 +247,20 @@ class Worker:
             try:
                 run.note(self.jobs.heartbeat(run.job_id, self.id))
             except Exception:
-                log.exception("job %s: heartbeat failed; will retry", run.job_id)
+                log_failure(log, "job %s: heartbeat failed; will retry", run.job_id)
 
     def _housekeeping(self) -> None:
         try:
             for job_id in self.jobs.recover():
                 self.blobs.delete_prefix(f"jobs/{job_id}")
         except Exception:
-            log.exception("housekeeping failed; will retry")
+            log_failure(log, "housekeeping failed; will retry")
 
     def _discard(self, folder: str) -> None:
-        shutil.rmtree(self.blobs.path(folder), ignore_errors=True)
+        try:
+            self.blobs.delete_prefix(folder)
+        except Exception:  # an orphaned attempt folder goes when the job's retention ends
+            log_failure(log, "could not remove %s", folder)
 
 
 def _format_timings(timings: dict[str, float]) -> str:
@@ -221,6 +272,10 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
     from openveo.engine.pipelines import quiet_libraries
     from openveo.service.runtime import open_runtime
 
+    # Until a job can be running there is nothing to give back or finish: a signal ends the process at
+    # once. (A KeyboardInterrupt could be swallowed by a library import that catches everything.)
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _exit_at_once)
     supervisor = os.environ.get("OPENVEO_SUPERVISOR_PID")
     if supervisor:
         _exit_with_parent(int(supervisor))
@@ -231,15 +286,19 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
     doorbell = runtime.wakeups.listen("worker")
     registry = WorkerRegistry(runtime.db)
     worker = Worker(settings, runtime.jobs, runtime.blobs, engine, [model], doorbell, registry)
-    worker.install_signal_handlers()
     worker.announce()
     try:
         worker.load()
+        worker.install_signal_handlers()
         worker.serve_forever()
     finally:
         worker.retire()
         doorbell.close()
         runtime.close()
+
+
+def _exit_at_once(signum: int, _frame) -> None:
+    os._exit(128 + signum)
 
 
 def _exit_with_parent(parent: int) -> None:
