@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -72,14 +71,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("diffusers", "transformers", "huggingface_hub"):
-        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+def _setup_logging(verbose: bool, log_format: str = "text") -> None:
+    from openveo import logs
+
+    logs.setup(verbose, log_format)
 
 
 def _version(value: bool) -> None:
@@ -345,7 +340,6 @@ def serve(
     from openveo import serve as serving
     from openveo.store.blobs import StorageUnavailable
 
-    _setup_logging(True)
     settings = _settings(
         data_dir,
         host=host,
@@ -355,6 +349,7 @@ def serve(
         database_url=database_url,
         storage=storage,
     )
+    _setup_logging(True, settings.log_format)
     _check_model(settings)
     try:
         serving.run(settings, settings.workers)
@@ -386,8 +381,8 @@ def worker(
     from openveo.engine.weights import ModelNotAvailable
     from openveo.store.blobs import StorageUnavailable
 
-    _setup_logging(True)
     settings = _settings(data_dir, model=model, database_url=database_url, device=device, storage=storage)
+    _setup_logging(True, settings.log_format)
     _check_model(settings)
     try:
         if gpus is not None:

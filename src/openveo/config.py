@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
     )
     initial_credits: float = Field(
         default=100.0, ge=0, description="Credits of the key `serve` makes when there is none."
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Logs of serve and worker: readable lines, or JSON objects with request and job ids.",
     )
     admin_token: str | None = Field(
         default=None, description="Bearer token for /v1/admin/* (unset: the admin endpoints are off)."

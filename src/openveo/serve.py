@@ -180,6 +180,7 @@ def run(settings: Settings, workers: int | None) -> None:
             host=settings.host,
             port=settings.port,
             log_level="info",
+            log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
             proxy_headers=True,
             timeout_graceful_shutdown=5,
         )

@@ -100,3 +100,15 @@ def test_idempotency_key_makes_retries_safe(server, key):
     first = httpx.post(f"{server.url}/v1/jobs", json={"prompt": "once"}, headers=headers).json()
     second = httpx.post(f"{server.url}/v1/jobs", json={"prompt": "once"}, headers=headers).json()
     assert first["id"] == second["id"]
+
+
+def test_models_lists_the_served_model_in_openai_s_shape(server, key):
+    from openai import OpenAI
+
+    listed = OpenAI(base_url=f"{server.url}/v1", api_key=key).models.list()  # the SDK reads it
+    assert [m.id for m in listed.data] == ["tiny-wan2.2"] and listed.data[0].owned_by == "openveo"
+    [model] = httpx.get(f"{server.url}/v1/models", headers={"x-api-key": key}).json()["data"]
+    assert model["default"] and model["test_model"] and model["image_to_video"]
+    assert model["durations"] == [5, 6, 7, 8] and model["aspect_ratios"]["9:16"] == "96x160"
+    assert {"veo-2", "sora-2", "tiny"} <= set(model["aliases"]) and model["price_per_second"] == 0.01
+    assert httpx.get(f"{server.url}/v1/models").status_code == 401

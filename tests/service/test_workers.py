@@ -37,9 +37,14 @@ def test_live_workers_queue_and_failures(database, monkeypatch):
     assert report["queue"] == {"tiny-wan2.2": 1, "tiny-ltx": 1}
     assert report["waiting_without_worker"] == ["tiny-ltx"]
     assert report["recent_failures"][0]["error"] == "out of memory"
-    assert registry.live_models() == {"tiny-wan2.2"}
+    assert registry.serving() == {"tiny-wan2.2": 1}
+    assert registry.readiness(["tiny-wan2.2"])["problems"] == ["no worker is serving tiny-ltx (1 queued)"]
     assert failed.id  # still queued behind the failed one
 
     later = time.time() + workers.STALE_S + 1
     monkeypatch.setattr(workers.time, "time", lambda: later)  # a silence longer than STALE_S
-    assert registry.live_models() == set()
+    assert registry.serving() == {}
+    assert registry.readiness(["tiny-wan2.2"])["problems"] == [
+        "no worker is serving tiny-ltx (1 queued)",
+        "no worker is serving tiny-wan2.2 (1 queued)",
+    ]

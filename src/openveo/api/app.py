@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from openveo import __version__
-from openveo.api import admin, errors, files, google, jobs, openai, segmind
+from openveo import __version__, logs
+from openveo.api import admin, errors, files, google, jobs, metrics, models, openai, playground, segmind
 from openveo.api.auth import RateLimiter
 from openveo.api.state import ApiState
 from openveo.api.watch import JobWatcher
@@ -53,14 +54,37 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     formats.add(openai.matches, openai.render_error)
     formats.add(google.matches, google.render_error)
     errors.install(app, formats)
+    app.add_middleware(RequestIds)
     # Specific routes first: /v1/jobs and /v1/videos are not Segmind model slugs.
     app.include_router(openai.router)
     app.include_router(google.router)
     app.include_router(jobs.router)
+    app.include_router(models.router)
+    app.include_router(playground.router)
     app.include_router(admin.router)
+    app.include_router(metrics.router)
     app.include_router(files.router)
     app.include_router(segmind.router)
     return app
+
+
+class RequestIds:
+    """Tags everything logged while serving a request with its id: the caller's `X-Request-Id` (from a
+    load balancer, say) or a new one. Plain ASGI, so streaming and disconnect detection stay intact."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:100]
+        token = logs.request_id.set(given or logs.new_request_id())
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            logs.request_id.reset(token)
 
 
 async def _deliver_webhooks(state: ApiState) -> None:

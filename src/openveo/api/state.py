@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from openveo import logs
 from openveo.api.auth import RateLimiter, key_from_headers, require_key
 from openveo.api.bodies import image_bytes
 from openveo.api.errors import ApiError
@@ -20,6 +22,8 @@ from openveo.service.requests import InvalidRequest, Limits, build_request
 from openveo.service.runtime import Runtime
 from openveo.service.webhooks import valid_url
 from openveo.store.blobs import BlobMissing
+
+log = logging.getLogger("openveo.api")
 
 
 @dataclass
@@ -69,7 +73,7 @@ class ApiState:
         cost = to_micro(preset.cost(generation.duration_s, generation.num_videos))
         job_extra = {"base_url": self.base_url(request), **(extra or {})}
         try:
-            return await run_in_threadpool(
+            job = await run_in_threadpool(
                 self.jobs.submit,
                 key,
                 generation,
@@ -81,6 +85,9 @@ class ApiState:
             )
         except InsufficientCredits as exc:
             raise ApiError(406, str(exc), code="insufficient_credits") from None
+        logs.job_id.set(job.id)  # the rest of this request's log lines name its job
+        log.info("job %s: queued for %s (%s, key %d)", job.id, job.model, protocol, key.id)
+        return job
 
     async def image(self, value: Any, field: str = "image") -> bytes | None:
         """An image input as bytes, within the configured size and URL policy."""

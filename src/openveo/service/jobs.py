@@ -361,6 +361,7 @@ class Jobs:
                     "charge",
                     result=json.dumps(result),
                     expires_at=time.time() + self.policy.retention_s,
+                    step_s=result.get("seconds_per_step"),
                 )
                 outcome = SUCCEEDED
         self.signals.changed()

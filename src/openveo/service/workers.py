@@ -83,8 +83,9 @@ class WorkerRegistry:
             for row in rows
         ]
 
-    def live_models(self) -> set[str]:
-        return {model for worker in self.all() if worker.live for model in worker.models}
+    def serving(self) -> Counter[str]:
+        """How many workers are taking jobs for each model."""
+        return Counter(model for worker in self.all() if worker.serving for model in worker.models)
 
     def queue_depth(self) -> dict[str, int]:
         with self.db.read() as conn:
@@ -119,10 +120,9 @@ class WorkerRegistry:
         """Ready when every model this deployment serves has a worker taking jobs. The served models
         are the ones the protocols route to (`routed`: the default model and alias targets) and any
         with queued jobs; a worker that served some other model and left changes nothing."""
-        known = self.all()
         queue = self.queue_depth()
         models = set(routed) | set(queue)
-        serving = Counter(model for worker in known if worker.serving for model in worker.models)
+        serving = self.serving()
         problems = [
             f"no worker is serving {model}" + (f" ({queue[model]} queued)" if queue.get(model) else "")
             for model in sorted(models)

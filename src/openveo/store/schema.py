@@ -77,6 +77,7 @@ jobs = Table(
     Column("expires_at", Float),
     Column("updated_at", Float, nullable=False),
     Column("deleted_at", Float),  # deleted by its owner: files gone, hidden from every API
+    Column("step_s", Float),  # mean seconds per denoising step of a succeeded run (for the metrics)
     UniqueConstraint("key_id", "idempotency_key", name="uq_jobs_key_idempotency"),
     Index("ix_jobs_queue", "status", "model", "created_at"),
     Index("ix_jobs_key_created", "key_id", "created_at"),

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from openveo import logs
 from openveo.config import Settings
 from openveo.engine.engine import Canceled, Engine
 from openveo.engine.video import video_metadata, write_mp4, write_spritesheet, write_thumbnail
@@ -142,6 +143,13 @@ class Worker:
         signal.signal(signal.SIGINT, interrupt)
 
     def run(self, claimed: ClaimedJob) -> None:
+        token = logs.job_id.set(claimed.job.id)
+        try:
+            self._run(claimed)
+        finally:
+            logs.job_id.reset(token)
+
+    def _run(self, claimed: ClaimedJob) -> None:
         job, request = claimed.job, claimed.request
         run = _Run(job.id)
         log.info("job %s: running %s (attempt %d)", job.id, job.model, job.attempts)
@@ -183,6 +191,8 @@ class Worker:
                 "num_frames": generation.num_frames,
                 "steps": generation.steps,
                 "timings": {k: round(v, 4) for k, v in timings.items()},
+                "seconds_per_step": generation.timings.get("denoising", 0.0)
+                / max(1, generation.steps * len(generation.videos)),
             }
             outcome = self._persist(self.jobs.complete, job.id, self.id, result) or "lost"
             if outcome == "succeeded":

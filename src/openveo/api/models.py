@@ -1,0 +1,52 @@
+"""`GET /v1/models`: the models this deployment serves, with what each can do. The shape is OpenAI's
+model list (`{"object": "list", "data": [{"id", "object": "model", "created", "owned_by"}]}`), so its
+SDK's `models.list()` works too, plus what a client needs to build a request (the playground does)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from openveo.api.jobs import MISSING_KEY
+from openveo.api.state import state_of
+from openveo.engine.catalog import Preset
+from openveo.service.workers import WorkerRegistry
+
+router = APIRouter()
+
+
+@router.get("/v1/models")
+async def list_models(request: Request) -> dict[str, Any]:
+    state = state_of(request)
+    await state.key(request, bearer=True, missing=MISSING_KEY)
+    catalog, settings = state.runtime.catalog, state.settings
+    serving = await run_in_threadpool(WorkerRegistry(state.runtime.db).serving)
+    routed = [catalog.resolve(name).name for name in (settings.model, *settings.aliases.values())]
+    names = list(dict.fromkeys([*routed, *sorted(serving)]))
+    aliases = {name: sorted(a for a in catalog.aliases if catalog.resolve(a).name == name) for name in names}
+    data = [
+        _model_json(catalog.presets[name], aliases[name], serving.get(name, 0), name == routed[0])
+        for name in names
+    ]
+    return {"object": "list", "data": data}
+
+
+def _model_json(preset: Preset, aliases: list[str], workers: int, default: bool) -> dict[str, Any]:
+    return {
+        "id": preset.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "openveo",
+        "description": preset.description,
+        "aliases": aliases,
+        "default": default,
+        "workers": workers,
+        "durations": list(preset.durations),
+        "aspect_ratios": {ratio: f"{w}x{h}" for ratio, (w, h) in preset.sizes.items()},
+        "fps": preset.fps,
+        "image_to_video": preset.supports_image,
+        "price_per_second": preset.price_per_second,
+        "test_model": preset.tiny,
+    }

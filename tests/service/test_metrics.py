@@ -1,0 +1,50 @@
+"""The deployment's numbers behind /metrics, counted from the database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from openveo.service import keys
+from openveo.service.billing import to_micro
+from openveo.service.jobs import Jobs, QueuePolicy
+from openveo.service.metrics import LATENCY_BUCKETS, STEP_BUCKETS, deployment_stats
+from openveo.service.requests import GenerationRequest
+from openveo.service.workers import WorkerRegistry
+
+WAN = GenerationRequest(prompt="a harbour", model="tiny-wan2.2", seed=1)
+LTX = GenerationRequest(prompt="a harbour", model="tiny-ltx", seed=1)
+
+
+def test_counts_follow_the_jobs(database):
+    key, _ = keys.create_key(database, "metrics", 10.0)
+    jobs = Jobs(database, QueuePolicy(max_attempts=1))
+    assert deployment_stats(database).finished == {}
+
+    done = [jobs.submit(key, WAN, cost=to_micro(0.05), protocol="test") for _ in range(2)]
+    for job, per_step in zip(done, (0.03, 0.3), strict=True):
+        jobs.claim("w1", ["tiny-wan2.2"])
+        assert jobs.complete(job.id, "w1", {"videos": [], "seconds_per_step": per_step}) == "succeeded"
+    failing = jobs.submit(key, WAN, cost=to_micro(0.05), protocol="test")
+    jobs.claim("w1", ["tiny-wan2.2"])
+    jobs.fail(failing.id, "w1", "boom")
+    canceled = jobs.submit(key, LTX, cost=to_micro(0.08), protocol="test")
+    jobs.cancel(canceled.id)
+    jobs.submit(key, LTX, cost=to_micro(0.08), protocol="test")  # waits
+    jobs.submit(key, WAN, cost=to_micro(0.05), protocol="test")
+    jobs.claim("w1", ["tiny-wan2.2"])  # runs
+    WorkerRegistry(database).register("w1", "host", 1, ["tiny-wan2.2"], "cpu")
+    WorkerRegistry(database).beat("w1", "busy")
+
+    stats = deployment_stats(database)
+    assert stats.finished == {
+        ("tiny-wan2.2", "succeeded"): 2,
+        ("tiny-wan2.2", "failed"): 1,
+        ("tiny-ltx", "canceled"): 1,
+    }
+    assert stats.queued == {"tiny-ltx": 1} and stats.running == {"tiny-wan2.2": 1}
+    assert stats.live_workers == {"tiny-wan2.2": 1}
+    assert stats.charged_micro == to_micro(0.10)  # only the two that succeeded
+
+    cumulative, count, total = stats.step.by_model["tiny-wan2.2"]
+    assert count == 2 and abs(total - 0.33) < 1e-9
+    assert cumulative == [sum(v <= bound for v in (0.03, 0.3)) for bound in STEP_BUCKETS]
+    latency, count, _ = stats.latency.by_model["tiny-wan2.2"]
+    assert count == 2 and latency == [2] * len(LATENCY_BUCKETS)  # done within a second
