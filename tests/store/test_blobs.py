@@ -94,3 +94,18 @@ def test_an_unusable_store_is_refused_with_the_reason(s3_env, tmp_path):
         open_blobs("gs://elsewhere", tmp_path)
     with pytest.raises(StorageUnavailable, match="s3://BUCKET"):
         open_blobs("s3://", tmp_path)
+
+
+def test_links_are_signed_for_the_bucket_s_own_region(s3_env, tmp_path):
+    """A bucket in another region than the configured one: presigned links must name its region."""
+    import time
+
+    s3_env.client().create_bucket(
+        Bucket="faraway", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    store = S3Blobs("faraway", "p", endpoint_url=s3_env.url)  # AWS_DEFAULT_REGION says us-east-1
+    store.check()
+    store.put("jobs/j/video-0.mp4", staged(tmp_path, "v.mp4", b"far"))
+    url = store.presigned_url("jobs/j/video-0.mp4", time.time() + 60)
+    assert "%2Feu-west-1%2Fs3%2Faws4_request" in url  # the credential scope of the signature
+    assert httpx.get(url).content == b"far"

@@ -81,6 +81,7 @@ class RequestIds:
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:100]
         token = logs.request_id.set(given or logs.new_request_id())
+        scope.setdefault("state", {})["request_id"] = logs.request_id.get()  # for the crash handler
         try:
             await self.app(scope, receive, send)
         finally:

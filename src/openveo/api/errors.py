@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from openveo import logs
 from openveo.store.db import OUTAGE, first_line
 
 log = logging.getLogger("openveo.api")
@@ -114,5 +115,7 @@ def install(app: FastAPI, formats: ErrorFormats) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> Response:
+        # This handler runs outside the middleware that tagged the request: tag this line again.
+        logs.request_id.set(getattr(request.state, "request_id", None))
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return formats.render(request, ApiError(500, "internal server error; see the server log"))

@@ -25,6 +25,7 @@ router = APIRouter()
 
 MISSING_KEY = "missing API key: send x-api-key or Authorization: Bearer"
 MAX_PAGE = 100
+KEEPALIVE_S = 15.0
 
 
 def job_json(state: ApiState, base_url: str, job: Job, queue_position: int | None = None) -> dict[str, Any]:
@@ -162,11 +163,21 @@ async def job_events(job_id: str, request: Request) -> StreamingResponse:
                 await queue.put(None)
 
         task = asyncio.create_task(watch())
+        getter: asyncio.Future | None = None
         try:
-            while (event := await queue.get()) is not None:
+            while True:
+                getter = getter or asyncio.ensure_future(queue.get())
+                if not (await asyncio.wait({getter}, timeout=KEEPALIVE_S))[0]:
+                    yield b": keep-alive\n\n"  # a queued job is quiet; proxies hang up on silence
+                    continue
+                event, getter = getter.result(), None
+                if event is None:
+                    break
                 yield event
         finally:
             task.cancel()
+            if getter is not None:
+                getter.cancel()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

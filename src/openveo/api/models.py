@@ -24,7 +24,8 @@ async def list_models(request: Request) -> dict[str, Any]:
     catalog, settings = state.runtime.catalog, state.settings
     serving = await run_in_threadpool(WorkerRegistry(state.runtime.db).serving)
     routed = [catalog.resolve(name).name for name in (settings.model, *settings.aliases.values())]
-    names = list(dict.fromkeys([*routed, *sorted(serving)]))
+    # A worker may serve a model this server's catalog lacks (a newer version elsewhere): skip it.
+    names = [n for n in dict.fromkeys([*routed, *sorted(serving)]) if n in catalog.presets]
     aliases = {name: sorted(a for a in catalog.aliases if catalog.resolve(a).name == name) for name in names}
     data = [
         _model_json(catalog.presets[name], aliases[name], serving.get(name, 0), name == routed[0])

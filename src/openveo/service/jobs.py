@@ -349,8 +349,8 @@ class Jobs:
                         jobs.c.id == job_id, jobs.c.worker_id == worker_id, jobs.c.status == SUCCEEDED
                     )
                 ).scalar()
-                return SUCCEEDED if done else "lost"
-            if job.cancel_requested:
+                outcome = SUCCEEDED if done else "lost"
+            elif job.cancel_requested:
                 self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
                 outcome = CANCELED
             else:

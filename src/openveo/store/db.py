@@ -56,7 +56,13 @@ class Database:
         else:
             if parsed.drivername == "postgresql":
                 url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            self.engine = create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                connect_args={"connect_timeout": 10},  # an unreachable host fails fast, not in minutes
+            )
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -8,6 +8,7 @@ Credentials and region come from boto3's usual chain (`AWS_ACCESS_KEY_ID`, `AWS_
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -27,13 +28,19 @@ class S3Blobs:
             raise StorageUnavailable("S3 storage needs boto3: pip install 'openveo[s3]'") from None
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        endpoint_url = (
+            endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        )
         config = Config(
             signature_version="s3v4",  # presigned URLs every region and S3-compatible server accepts
             s3={"addressing_style": "path"} if endpoint_url else {},
             retries={"mode": "standard", "max_attempts": 5},
         )
+        self.region: str | None = None  # the bucket's own, once `check()` has asked (presigning needs it)
         self._local = threading.local()  # boto3 clients are thread-safe, sessions are not: one each
-        self._make = lambda: boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        self._make = lambda: boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url, config=config, region_name=self.region
+        )
 
     @classmethod
     def from_uri(cls, uri: str, *, endpoint_url: str | None = None) -> S3Blobs:
@@ -45,7 +52,7 @@ class S3Blobs:
     @property
     def client(self):
         client = getattr(self._local, "client", None)
-        if client is None:
+        if client is None or client.meta.region_name != (self.region or client.meta.region_name):
             client = self._local.client = self._make()
         return client
 
@@ -91,7 +98,9 @@ class S3Blobs:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            answer = self.client.head_bucket(Bucket=self.bucket)
         except (BotoCoreError, ClientError) as exc:
             where = self.client.meta.endpoint_url
             raise StorageUnavailable(f"cannot use bucket {self.bucket!r} at {where}: {exc}") from None
+        # A presigned URL must be signed for the bucket's region, which may not be the configured one.
+        self.region = answer["ResponseMetadata"]["HTTPHeaders"].get("x-amz-bucket-region") or self.region

@@ -194,9 +194,13 @@ class Worker:
                 "seconds_per_step": generation.timings.get("denoising", 0.0)
                 / max(1, generation.steps * len(generation.videos)),
             }
-            outcome = self._persist(self.jobs.complete, job.id, self.id, result) or "lost"
+            outcome = self._persist(self.jobs.complete, job.id, self.id, result)
             if outcome == "succeeded":
                 log.info("job %s: succeeded (%s)", job.id, _format_timings(timings))
+            elif outcome is None:  # stopped while the database was away: it may have committed, keep them
+                log.warning(
+                    "job %s: stopped before its completion could be confirmed; its lease decides", job.id
+                )
             else:  # canceled after its last step, or the lease was lost: the files are not delivered
                 log.warning("job %s: %s before completion; discarding this attempt", job.id, outcome)
                 self._discard(folder)

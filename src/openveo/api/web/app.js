@@ -130,8 +130,18 @@ async function generate(event) {
   }
 }
 
-// Server-sent events through fetch (EventSource cannot send the key header): one `job` event per change.
+// Follow a job until it ends, reconnecting if the stream closes early (a proxy's idle timeout, say).
 async function follow(jobId) {
+  for (;;) {
+    await stream(jobId);
+    const job = state.job;
+    if (!job || job.id !== jobId || !["queued", "running"].includes(job.status)) return;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
+// Server-sent events through fetch (EventSource cannot send the key header): one `job` event per change.
+async function stream(jobId) {
   state.stream?.abort();
   const controller = (state.stream = new AbortController());
   const response = await fetch(`/v1/jobs/${jobId}/events`,
