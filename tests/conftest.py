@@ -9,6 +9,7 @@ import pytest
 
 from openveo.config import Settings
 from openveo.engine.catalog import Catalog
+from tests.helpers import required
 
 TINY_PRESETS = ("tiny-wan2.1", "tiny-wan2.2", "tiny-ltx")
 
@@ -44,8 +45,6 @@ POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def postgres_database(name: str):
     """Create a fresh PostgreSQL database; yields its URL, drops it afterwards. Skips when PostgreSQL
     is not there, except under CI=true, where it fails."""
-    import os
-
     from sqlalchemy import create_engine, text
 
     try:
@@ -53,9 +52,7 @@ def postgres_database(name: str):
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI but not reachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+        required(f"PostgreSQL not reachable: {exc}")
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:

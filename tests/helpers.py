@@ -31,6 +31,16 @@ def png_bytes(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
+def required(reason: str) -> None:
+    """A test whose tool or service is missing: skipped on a developer's machine, failed under CI=true,
+    where everything must run."""
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"required under CI: {reason}")
+    pytest.skip(reason)
+
+
 def run_cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:

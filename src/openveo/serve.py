@@ -132,6 +132,19 @@ class WorkerSupervisor:
                 proc.wait()
 
 
+def prepare(settings: Settings, *, migrate: bool) -> None:
+    """Before any worker starts: the schema up to date, and a result store that works (else
+    `StorageUnavailable` stops the start, with the reason)."""
+    from openveo.service.runtime import result_store
+    from openveo.store.db import Database
+
+    if migrate:
+        db = Database(settings.db_url)
+        db.upgrade()
+        db.dispose()
+    result_store(settings)
+
+
 def first_key_banner(settings: Settings) -> str | None:
     """On a first run with no keys, make one and return the message that shows it (once)."""
     from openveo.service.keys import count_keys, create_key
@@ -154,13 +167,8 @@ def run(settings: Settings, workers: int | None) -> None:
     import uvicorn
 
     from openveo.api.app import create_app
-    from openveo.service.runtime import result_store
-    from openveo.store.db import Database
 
-    db = Database(settings.db_url)
-    db.upgrade()
-    db.dispose()
-    result_store(settings)  # a store that cannot be used stops the start, with the reason
+    prepare(settings, migrate=True)
     banner = first_key_banner(settings)
     if banner:
         print(banner, file=sys.stderr, flush=True)
@@ -196,14 +204,7 @@ def _exit_on_sigterm(*_args) -> None:
 def run_workers(settings: Settings, gpus: list[str], *, migrate: bool = True) -> None:
     """`openveo worker --gpus 0,1`: one worker per listed GPU under one supervisor. SIGTERM drains them
     all (each finishes its job); Ctrl-C (SIGINT) gives the running jobs back to the queue at once."""
-    from openveo.service.runtime import result_store
-    from openveo.store.db import Database
-
-    if migrate:
-        db = Database(settings.db_url)
-        db.upgrade()
-        db.dispose()
-    result_store(settings)
+    prepare(settings, migrate=migrate)
     asked: list[str] = []
     told = threading.Event()
 

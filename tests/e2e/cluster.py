@@ -17,18 +17,11 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
-import pytest
 
 from openveo.service.workers import WorkerRegistry
 from openveo.store.db import Database
 from tests.e2e.server import free_port, worker_command
-
-
-def required(reason: str) -> None:
-    """Skip a test whose tool is missing, except under CI=true, where it must run."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required under CI: {reason}")
-    pytest.skip(reason)
+from tests.helpers import required
 
 
 class PrivatePostgres:

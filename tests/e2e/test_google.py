@@ -15,7 +15,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from tests.helpers import decode, png_bytes
+from tests.helpers import decode, png_bytes, required
 
 REPO = Path(__file__).resolve().parents[2]
 GENAI234 = Path(os.environ.get("OPENVEO_GENAI234_PYTHON", REPO / ".venv-genai234" / "bin" / "python"))
@@ -165,10 +165,7 @@ print(json.dumps(result))
 
 def test_gemini_form_with_google_genai_2_34(server, key, tmp_path):
     if not GENAI234.exists():
-        message = f"google-genai 2.34 venv missing at {GENAI234}; .ci/run makes it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        required(f"google-genai 2.34 venv missing at {GENAI234}; .ci/run makes it")
     out = tmp_path / "gemini.mp4"
     done = subprocess.run(
         [str(GENAI234), "-c", GENAI234_SCRIPT, server.url, key, str(out)],

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.cluster import required
 from tests.e2e.server import Server
+from tests.helpers import required
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("OPENVEO_TEST_ARTIFACTS", REPO / "test-artifacts")) / "playground"

@@ -44,11 +44,9 @@ async def readyz(request: Request) -> JSONResponse:
     alias targets, and any with queued jobs) has a worker taking jobs, else 503 with the problems
     listed. A job for a model nobody serves waits in the queue; this says so."""
     state = state_of(request)
-    catalog, settings = state.runtime.catalog, state.settings
-    routed = {catalog.resolve(name).name for name in (settings.model, *settings.aliases.values())}
     try:
         report = {
-            **await run_in_threadpool(WorkerRegistry(state.runtime.db).readiness, routed),
+            **await run_in_threadpool(WorkerRegistry(state.runtime.db).readiness, state.routed_models()),
             "database": "ok",
         }
     except OUTAGE as exc:

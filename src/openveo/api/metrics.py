@@ -61,9 +61,9 @@ def _gauge(name: str, documentation: str, by_model: dict[str, int]) -> Metric:
     return family
 
 
-def _histogram(name: str, documentation: str, histogram: Histogram | None) -> Metric:
+def _histogram(name: str, documentation: str, histogram: Histogram) -> Metric:
     family = HistogramMetricFamily(name, documentation, labels=["model"])
-    for model, (cumulative, count, total) in sorted((histogram.by_model if histogram else {}).items()):
+    for model, (cumulative, count, total) in sorted(histogram.by_model.items()):
         buckets = [(str(bound), n) for bound, n in zip(histogram.bounds, cumulative, strict=True)]
         family.add_metric([model], [*buckets, ("+Inf", count)], total)
     return family

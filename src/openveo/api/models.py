@@ -21,9 +21,9 @@ router = APIRouter()
 async def list_models(request: Request) -> dict[str, Any]:
     state = state_of(request)
     await state.key(request, bearer=True, missing=MISSING_KEY)
-    catalog, settings = state.runtime.catalog, state.settings
+    catalog = state.runtime.catalog
     serving = await run_in_threadpool(WorkerRegistry(state.runtime.db).serving)
-    routed = [catalog.resolve(name).name for name in (settings.model, *settings.aliases.values())]
+    routed = state.routed_models()
     # A worker may serve a model this server's catalog lacks (a newer version elsewhere): skip it.
     names = [n for n in dict.fromkeys([*routed, *sorted(serving)]) if n in catalog.presets]
     aliases = {name: sorted(a for a in catalog.aliases if catalog.resolve(a).name == name) for name in names}

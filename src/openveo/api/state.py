@@ -40,6 +40,12 @@ class ApiState:
     def settings(self):
         return self.runtime.settings
 
+    def routed_models(self) -> list[str]:
+        """The presets the protocols send jobs to: the served model (first) and alias targets."""
+        catalog, settings = self.runtime.catalog, self.settings
+        names = (settings.model, *settings.aliases.values())
+        return list(dict.fromkeys(catalog.resolve(name).name for name in names))
+
     async def key(self, request: Request, *, bearer: bool = False, missing: str) -> ApiKey:
         secret = key_from_headers(request, bearer=bearer)
         return await run_in_threadpool(require_key, self.runtime.db, secret, missing=missing)

@@ -67,15 +67,11 @@ class JobWatcher:
                 return None
             except OUTAGE as exc:  # the job goes on without us; so does the wait, once it is back
                 log.warning("database unavailable while watching job %s: %s", job_id, first_line(exc))
-                if gone and await gone():
-                    waiting.cancel()
-                    return None
-                await waiting
-                continue
-            if on_change and job.updated_at != last:
+                job = None
+            if job is not None and on_change and job.updated_at != last:
                 await on_change(job)
                 last = job.updated_at
-            if until(job):
+            if job is not None and until(job):
                 waiting.cancel()
                 return job
             if gone and await gone():

@@ -35,8 +35,8 @@ class DeploymentStats:
     finished: dict[tuple[str, str], int] = field(default_factory=dict)  # (model, outcome) → jobs
     live_workers: dict[str, int] = field(default_factory=dict)
     charged_micro: int = 0
-    latency: Histogram | None = None  # submit → finished video, succeeded jobs
-    step: Histogram | None = None  # mean seconds per denoising step, succeeded jobs
+    latency: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS, {}))  # submit → video
+    step: Histogram = field(default_factory=lambda: Histogram(STEP_BUCKETS, {}))  # seconds per step
 
 
 def deployment_stats(db: Database) -> DeploymentStats:
@@ -61,8 +61,9 @@ def deployment_stats(db: Database) -> DeploymentStats:
         stats.latency = _histogram(conn, jobs.c.finished_at - jobs.c.created_at, LATENCY_BUCKETS, succeeded)
         stats.step = _histogram(conn, jobs.c.step_s, STEP_BUCKETS, succeeded & jobs.c.step_s.is_not(None))
     registry = WorkerRegistry(db)
-    serving = registry.serving()  # 0 for a model whose workers have all gone: an alert can fire on it
-    stats.live_workers = {model: serving[model] for worker in registry.all() for model in worker.models}
+    known = registry.all()
+    serving = registry.serving(known)  # 0 for a model whose workers have all gone: an alert can fire on it
+    stats.live_workers = {model: serving[model] for worker in known for model in worker.models}
     return stats
 
 

@@ -83,9 +83,10 @@ class WorkerRegistry:
             for row in rows
         ]
 
-    def serving(self) -> Counter[str]:
-        """How many workers are taking jobs for each model."""
-        return Counter(model for worker in self.all() if worker.serving for model in worker.models)
+    def serving(self, known: list[WorkerInfo] | None = None) -> Counter[str]:
+        """How many workers are taking jobs for each model (of `known`, else of every registered one)."""
+        known = self.all() if known is None else known
+        return Counter(model for worker in known if worker.serving for model in worker.models)
 
     def queue_depth(self) -> dict[str, int]:
         with self.db.read() as conn:

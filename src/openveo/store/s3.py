@@ -52,7 +52,7 @@ class S3Blobs:
     @property
     def client(self):
         client = getattr(self._local, "client", None)
-        if client is None or client.meta.region_name != (self.region or client.meta.region_name):
+        if client is None or (self.region and client.meta.region_name != self.region):
             client = self._local.client = self._make()
         return client
 
