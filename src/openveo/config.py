@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from openveo.engine.catalog import Catalog
@@ -88,6 +88,49 @@ class Settings(BaseSettings):
     allow_image_urls: bool = Field(
         default=True, description="Fetch http(s) image URLs given as image-to-video input."
     )
+
+    # Engine speed: docs/performance.md says what each knob does and what it costs.
+    attention: str = Field(
+        default="auto",
+        description="Attention backend: 'auto' (the fastest this GPU has) or a diffusers backend name "
+        "(native, flash, _flash_3, _native_cudnn, sage, ...).",
+    )
+    compile: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Regional torch.compile of the repeated transformer blocks, warmed up for every "
+        "served shape before the first job ('auto': on with CUDA).",
+    )
+    batch_cfg: bool = Field(
+        default=True, description="Run the prompt and negative-prompt passes as one batch (Wan)."
+    )
+    vae_tiling: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Tiled VAE decode ('auto': only when an untiled decode runs out of memory).",
+    )
+    offload: Literal["none", "model", "group", "sequential"] = Field(
+        default="none", description="Keep weights in CPU memory for GPUs too small for the model."
+    )
+    quantize: Literal["none", "fp8"] = Field(
+        default="none", description="Opt-in: fp8 weights and activations in the transformer (torchao)."
+    )
+    step_cache: str = Field(
+        default="none",
+        description="Opt-in step caching: none, first-block[:THRESHOLD] or taylorseer[:INTERVAL].",
+    )
+    gpus_per_video: int = Field(
+        default=1, ge=1, description="GPUs that share one video (CFG-parallel, then context-parallel)."
+    )
+    context_parallel: Literal["ulysses", "ring"] = Field(
+        default="ulysses", description="How GPUs beyond CFG-parallel split the sequence."
+    )
+
+    @field_validator("step_cache")
+    @classmethod
+    def _known_step_cache(cls, value: str) -> str:
+        from openveo.engine.modes import parse_step_cache
+
+        parse_step_cache(value)
+        return value
 
     @property
     def model_root(self) -> Path:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -57,13 +58,21 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class WorkerSupervisor:
-    """Starts N workers, restarts any that exit unexpectedly, stops them all on shutdown."""
+    """Starts N workers, restarts any that exit unexpectedly, stops them all on shutdown.
+
+    With `gpus_per_video` > 1 each worker is a group of processes, one per GPU, that make each video
+    together (engine/parallel.py): rank 0 runs the queue, the others follow it. A group is restarted
+    whole when any of its processes exits, because the rest cannot go on without it."""
 
     def __init__(self, settings: Settings, count: int, gpus: list[str]) -> None:
         self.settings = settings
+        size = settings.gpus_per_video
         # More workers than GPUs share them round-robin; with no GPU every worker runs on the CPU.
-        self.slots = [gpus[i % len(gpus)] if gpus else None for i in range(count)]
-        self.procs: list[subprocess.Popen | None] = [None] * count
+        groups = [gpus[i : i + size] for i in range(0, len(gpus) - size + 1, size)] if gpus else []
+        self.slots: list[list[str] | None] = [
+            groups[i % len(groups)] if groups else None for i in range(count)
+        ]
+        self.procs: list[list[subprocess.Popen]] = [[] for _ in range(count)]
         self.started_at = [0.0] * count
         self.failures = [0] * count
         self._lock = threading.Lock()
@@ -76,41 +85,59 @@ class WorkerSupervisor:
         self._thread.start()
 
     def _spawn(self, slot: int) -> None:
+        size = self.settings.gpus_per_video
         env = {**os.environ, **settings_env(self.settings), SUPERVISOR_ENV: str(os.getpid())}
-        gpu = self.slots[slot]
-        if gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = gpu
+        gpus = self.slots[slot]
+        if gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         elif "OMP_NUM_THREADS" not in os.environ:  # CPU workers share the cores instead of fighting for them
-            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // len(self.slots)))
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // (len(self.slots) * size)))
         args = [sys.executable, "-m", "openveo.cli", "worker", "--no-migrate"]
         with self._lock:
             if self._stopping.is_set():
                 return
-            self.procs[slot] = subprocess.Popen(args, env=env, start_new_session=True)
+            port = str(_free_port())
+            self.procs[slot] = []
+            for rank in range(size):
+                group_env = {"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(size),
+                             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port} if size > 1 else {}  # fmt: skip
+                self.procs[slot].append(
+                    subprocess.Popen(args, env={**env, **group_env}, start_new_session=True)
+                )
             self.started_at[slot] = time.monotonic()
-        where = f"GPU {gpu}" if gpu is not None else "CPU"
-        log.info("started worker %d (pid %d) on %s", slot, self.procs[slot].pid, where)
+        where = f"GPU {','.join(gpus)}" if gpus is not None else "CPU"
+        pids = ", ".join(str(p.pid) for p in self.procs[slot])
+        log.info("started worker %d (pid %s) on %s", slot, pids, where)
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.5):
-            for slot, proc in enumerate(self.procs):
-                if proc is None or proc.poll() is None or self._stopping.is_set():
+            for slot, procs in enumerate(self.procs):
+                exited = [p for p in procs if p.poll() is not None]
+                if not exited or self._stopping.is_set():
                     continue
+                for proc in procs:  # the rest of a group cannot work without the one that left
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
                 if time.monotonic() - self.started_at[slot] > HEALTHY_RUN_S:
                     self.failures[slot] = 0  # it ran fine for a while: this is a fresh failure
                 delay = RESTART_BACKOFF_S[min(self.failures[slot], len(RESTART_BACKOFF_S) - 1)]
                 self.failures[slot] += 1
-                log.warning("worker %d exited with %s; restarting in %ds", slot, proc.returncode, delay)
+                code = exited[0].returncode
+                log.warning("worker %d exited with %s; restarting in %ds", slot, code, delay)
                 if self._stopping.wait(delay):
                     return
                 self._spawn(slot)
+
+    def _live(self) -> list[subprocess.Popen]:
+        return [p for procs in self.procs for p in procs if p.poll() is None]
 
     def drain(self) -> None:
         """SIGTERM: each worker finishes its running job, claims nothing new and exits. No time limit:
         a job may take minutes, and cutting it short would waste them."""
         with self._lock:
             self._stopping.set()
-            live = [p for p in self.procs if p is not None and p.poll() is None]
+            live = self._live()
         for proc in live:
             proc.send_signal(signal.SIGTERM)
         for proc in live:
@@ -120,7 +147,7 @@ class WorkerSupervisor:
         """SIGINT: each worker gives its running job back to the queue and exits; then SIGKILL."""
         with self._lock:  # no worker is being started while we look
             self._stopping.set()
-            live = [p for p in self.procs if p is not None and p.poll() is None]
+            live = self._live()
         for proc in live:
             proc.send_signal(signal.SIGINT)
         deadline = time.monotonic() + STOP_GRACE_S
@@ -174,7 +201,7 @@ def run(settings: Settings, workers: int | None) -> None:
         print(banner, file=sys.stderr, flush=True)
 
     gpus = visible_gpus()
-    count = workers if workers is not None else max(1, len(gpus))
+    count = workers if workers is not None else max(1, len(gpus) // settings.gpus_per_video)
     supervisor = WorkerSupervisor(settings, count, gpus)
     supervisor.start()
     if count == 0:
@@ -197,13 +224,21 @@ def run(settings: Settings, workers: int | None) -> None:
         supervisor.stop()
 
 
+def _free_port() -> int:
+    """A port for a worker group's rendezvous (torch.distributed's TCP store on rank 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _exit_on_sigterm(*_args) -> None:
     raise SystemExit(0)
 
 
 def run_workers(settings: Settings, gpus: list[str], *, migrate: bool = True) -> None:
-    """`openveo worker --gpus 0,1`: one worker per listed GPU under one supervisor. SIGTERM drains them
-    all (each finishes its job); Ctrl-C (SIGINT) gives the running jobs back to the queue at once."""
+    """`openveo worker --gpus 0,1`: one worker per listed GPU (or per `gpus_per_video` GPUs) under one
+    supervisor. SIGTERM drains them all (each finishes its job); Ctrl-C (SIGINT) gives the running jobs
+    back to the queue at once. No GPUs listed: one CPU worker (a gloo group when gpus_per_video > 1)."""
     prepare(settings, migrate=migrate)
     asked: list[str] = []
     told = threading.Event()
@@ -214,11 +249,12 @@ def run_workers(settings: Settings, gpus: list[str], *, migrate: bool = True) ->
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    supervisor = WorkerSupervisor(settings, len(gpus), gpus)
+    count = len(gpus) // settings.gpus_per_video if gpus else 1
+    supervisor = WorkerSupervisor(settings, count, gpus)
     supervisor.start()
     told.wait()
     if asked[0] == "drain":
-        log.info("draining %d workers: each finishes its current job", len(gpus))
+        log.info("draining %d workers: each finishes its current job", count)
         supervisor.drain()
     else:
         supervisor.stop()

@@ -91,7 +91,8 @@ def test_a_disconnecting_v1_client_cancels_and_is_refunded(queue_only):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         row, ledger_total, entries = key_row(queue_only, key)
-        if any(e.kind == "refund" for e in entries):
+        # The two reads may straddle the refund's commit (read committed): wait until they agree.
+        if any(e.kind == "refund" for e in entries) and row.balance == ledger_total:
             break
         time.sleep(0.1)
     kinds = sorted(e.kind for e in entries)

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -16,8 +16,12 @@ from PIL import Image, ImageOps
 
 from openveo.config import Settings
 from openveo.engine.catalog import Catalog, Preset
+from openveo.engine.parallel import Group
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
 from openveo.service.requests import GenerationRequest
+
+# The request a warm-up runs per shape: two steps are enough to compile every graph a job will use.
+WARM_UP = GenerationRequest(model="", prompt="warm-up", seed=0, steps=2)
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +49,75 @@ class Generation:
 class Engine:
     """Holds loaded pipelines resident (one per preset) and runs generations on them."""
 
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, group: Group | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
-        self.device = resolve_device(settings.device)
+        self.device = group.device if group else resolve_device(settings.device)
+        self.group = group  # several GPUs per video: rank 0 leads, the others follow (engine/parallel.py)
         self._loaded: dict[str, LoadedModel] = {}
 
     def load(self, model: str) -> LoadedModel:
+        if model in self._loaded:  # a preset name, or a model handed over with `adopt`
+            return self._loaded[model]
         preset = self.catalog.resolve(model)
         if preset.name not in self._loaded:
             started = time.perf_counter()
-            self._loaded[preset.name] = load_model(
-                preset, self.settings.model_root, self.device, allow_download=self.settings.auto_download
-            )
+            self._loaded[preset.name] = load_model(preset, self.settings, self.device, self.group)
             log.info("loaded %s in %.1fs", preset.name, time.perf_counter() - started)
         return self._loaded[preset.name]
+
+    def adopt(self, model: LoadedModel) -> None:
+        """Serve an already prepared pipeline (the benchmark builds its own)."""
+        self._loaded[model.preset.name] = model
+
+    def warm_up(self, model: str) -> bool:
+        """Compile for every (aspect ratio, duration) the model serves, before the first job claims
+        it: a compiled block recompiles on a new shape, and that must not land on a user's video."""
+        loaded = self.load(model)
+        if not loaded.compiled:
+            return False
+        preset = loaded.preset
+        for aspect_ratio in preset.aspect_ratios:
+            for duration in preset.durations:
+                started = time.perf_counter()
+                request = replace(WARM_UP, model=preset.name, aspect_ratio=aspect_ratio, duration_s=duration)
+                self.generate(request, decode=False)
+                log.info(
+                    "warmed up %s %s %ss in %.1fs",
+                    preset.name,
+                    aspect_ratio,
+                    duration,
+                    time.perf_counter() - started,
+                )
+        return True
+
+    def follow(self) -> None:
+        """A follower rank's life: run each generation its leader shares, until told to stop."""
+        assert self.group is not None and not self.group.leader
+        while (request := self.group.share(None)) is not None:
+            try:
+                self.generate(request)
+            except Canceled:
+                pass
+            except Exception:  # the leader sees the same failure and reports it; stay in the group
+                log.exception("follower generation failed")
+
+    def release_followers(self) -> None:
+        if self.group is not None and self.group.leader:
+            self.group.share(None)
 
     def generate(
         self,
         request: GenerationRequest,
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
+        decode: bool = True,
     ) -> Generation:
+        """`decode=False` stops at the latents (a warm-up: the VAE is not compiled); no videos then."""
+        if self.group is not None and self.group.leader:
+            self.group.share(request)
+        follower = self.group is not None and not self.group.leader
+        decode = decode and not follower  # only the leader decodes and delivers
         model = self.load(request.model)
         preset = model.preset
         width, height = preset.size_for(request.aspect_ratio)
@@ -86,6 +137,8 @@ class Engine:
             guidance=guidance,
             guidance_2=guidance_2,
         )
+        if not decode:
+            args["output_type"] = "latent"
         pipe = model.text_to_video
         if request.image is not None:
             pipe = model.image_to_video
@@ -104,13 +157,18 @@ class Engine:
                 clock.step_ended()
                 if on_progress:
                     on_progress(done_before + step + 1, total)
-                if should_cancel and should_cancel():
+                stop = bool(should_cancel and should_cancel())
+                if self.group is not None:
+                    stop = self.group.any(stop)
+                if stop:
                     raise Canceled()
                 return tensors
 
             generator = torch.Generator("cpu").manual_seed(seed)  # CPU noise: the same on every device
-            with clock.run():
-                frames = pipe(**args, generator=generator, callback_on_step_end=on_step_end).frames[0]
+            with clock.run(), _guided(model, args) as call:
+                frames = pipe(**call, generator=generator, callback_on_step_end=on_step_end).frames[0]
+            if not decode:
+                continue
             if request.output_size and request.output_size != (width, height):
                 videos.append(_fit_frames(frames, *request.output_size))
             else:
@@ -120,13 +178,32 @@ class Engine:
             videos=videos,
             seeds=seeds,
             preset=preset,
-            width=videos[0].shape[2],
-            height=videos[0].shape[1],
+            width=videos[0].shape[2] if videos else width,
+            height=videos[0].shape[1] if videos else height,
             num_frames=num_frames,
             fps=preset.fps,
             steps=steps,
             timings=clock.timings,
         )
+
+
+@contextmanager
+def _guided(model: LoadedModel, args: dict) -> Iterator[dict]:
+    """The call's arguments with cached prompt embeddings, and the batched-guidance wrappers told
+    which two embeddings this call's passes use."""
+    if model.prompts is None:
+        yield args
+        return
+    call = {k: v for k, v in args.items() if k not in ("prompt", "negative_prompt")}
+    call.update(model.prompts.arguments(args["prompt"], args["negative_prompt"]))
+    if args["guidance_scale"] > 1:
+        for guidance in model.guidance:
+            guidance.expect(call["prompt_embeds"], call["negative_prompt_embeds"])
+    try:
+        yield call
+    finally:
+        for guidance in model.guidance:
+            guidance.expect()
 
 
 def _fit_image(data: bytes, width: int, height: int) -> Image.Image:

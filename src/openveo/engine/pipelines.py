@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import diffusers
 import torch
 
+from openveo.config import Settings
+from openveo.engine import optimize
 from openveo.engine.catalog import Preset
+from openveo.engine.guidance import BatchedGuidance
+from openveo.engine.modes import parse_step_cache
+from openveo.engine.parallel import Group
+from openveo.engine.prompts import PromptCache
 from openveo.engine.tiny import ensure_tiny
 from openveo.engine.weights import ModelNotAvailable, local_dir, locate
 
@@ -26,6 +32,9 @@ class LoadedModel:
     image_to_video: Any | None
     device: torch.device
     dtype: torch.dtype
+    prompts: PromptCache | None = None  # None: the pipeline encodes prompts itself (the baseline)
+    guidance: list[BatchedGuidance] = field(default_factory=list)
+    compiled: bool = False
 
     @property
     def denoisers(self) -> list[torch.nn.Module]:
@@ -50,36 +59,70 @@ def resolve_device(setting: str) -> torch.device:
 
 
 def load_model(
-    preset: Preset, models_root: Path, device: torch.device, *, allow_download: bool
+    preset: Preset, settings: Settings, device: torch.device, group: Group | None = None
 ) -> LoadedModel:
-    """bf16 on GPU (the Wan VAE stays fp32, as its authors run it), fp32 on CPU."""
+    """Load the preset's weights, then set the pipeline up for speed the way `settings` asks."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    pipe = load_pipeline(preset, settings.model_root, dtype, allow_download=settings.auto_download)
+    return prepare(preset, pipe, device, settings, group)
+
+
+def load_pipeline(preset: Preset, models_root: Path, dtype: torch.dtype, *, allow_download: bool) -> Any:
+    """The stock diffusers pipeline on the CPU: bf16 for GPUs (the Wan VAE stays fp32, as its authors
+    run it), fp32 for CPUs."""
     where = locate(preset, models_root)
     if preset.tiny and not where.present:
         ensure_tiny(preset.repo, Path(where.source))
     elif not where.present and not allow_download:
         raise ModelNotAvailable(preset, local_dir(preset, models_root), "weights not found")
 
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     dtypes: Any = dtype
     if preset.family == "wan" and dtype != torch.float32:
         dtypes = {"default": dtype, "vae": torch.float32}
     pipeline_cls = getattr(diffusers, preset.pipeline)
-    log.info("loading %s from %s on %s (%s)", preset.name, where.source, device, dtype)
+    log.info("loading %s from %s (%s)", preset.name, where.source, dtype)
     try:
         pipe = pipeline_cls.from_pretrained(
             where.source, dtype=dtypes, local_files_only=where.local or not allow_download
         )
     except OSError as exc:  # missing or partial files, or no network to fetch them
         raise ModelNotAvailable(preset, local_dir(preset, models_root), str(exc).splitlines()[0]) from exc
-
     if preset.shift is not None:
         pipe.scheduler = _with_shift(pipe.scheduler, preset.shift)
-    pipe.to(device)
+    return pipe
+
+
+def prepare(
+    preset: Preset, pipe: Any, device: torch.device, settings: Settings, group: Group | None = None
+) -> LoadedModel:
+    """Place a stock pipeline on its device and apply the speed settings (docs/performance.md)."""
+    model = LoadedModel(preset, pipe, None, device, torch.float32)
+    denoisers = model.denoisers
+    model.dtype = dtype = denoisers[0].dtype
+    optimize.place(pipe, device, settings.offload)
+    if settings.quantize == "fp8":
+        optimize.quantize_fp8(denoisers, device, settings.offload)
+    attention = optimize.pick_attention(settings.attention, device)
+    if group is not None and group.plan.context_parallel and attention is None:
+        attention = "native"  # PyTorch SDPA through diffusers' dispatcher, which knows Ulysses
+    optimize.set_attention(denoisers, attention)
+    if group is not None:
+        for denoiser in denoisers:
+            group.split_sequence(denoiser)
+    optimize.enable_step_cache(denoisers, parse_step_cache(settings.step_cache))
+    optimize.tile_on_oom(pipe.vae, settings.vae_tiling)
+    model.compiled = settings.compile == "on" or (settings.compile == "auto" and device.type == "cuda")
+    if model.compiled:
+        optimize.compile_blocks(denoisers)
+    model.prompts = PromptCache(pipe, preset.family, dtype)
+    cfg_split = group.cfg_group if group is not None else None
+    if preset.family == "wan" and (settings.batch_cfg or cfg_split is not None):
+        model.guidance = [BatchedGuidance(d, cfg_split, group.cfg_rank if group else 0) for d in denoisers]
     pipe.set_progress_bar_config(disable=True)
-    image_to_video = getattr(diffusers, preset.i2v_pipeline).from_pipe(pipe) if preset.i2v_pipeline else None
-    if image_to_video is not None:
-        image_to_video.set_progress_bar_config(disable=True)
-    return LoadedModel(preset, pipe, image_to_video, device, dtype)
+    if preset.i2v_pipeline:
+        model.image_to_video = getattr(diffusers, preset.i2v_pipeline).from_pipe(pipe)
+        model.image_to_video.set_progress_bar_config(disable=True)
+    return model
 
 
 def _with_shift(scheduler: Any, shift: float) -> Any:

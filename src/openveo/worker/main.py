@@ -7,6 +7,7 @@ and gives the running job back to the queue untouched.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import shutil
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 
 from openveo import logs
 from openveo.config import Settings
-from openveo.engine.engine import Canceled, Engine
+from openveo.engine.engine import Canceled, Engine, Generation
 from openveo.engine.video import video_metadata, write_mp4, write_spritesheet, write_thumbnail
 from openveo.service.jobs import ClaimedJob, Jobs
 from openveo.service.workers import PRESENCE_S, WorkerRegistry
@@ -52,6 +53,22 @@ class _Run:
             self.lost.set()
 
 
+@dataclass
+class _Attempt:
+    """One run of a job: where its files go, and the heartbeat that holds its lease until settled."""
+
+    job_id: str
+    folder: str  # blob prefix
+    staging: Path  # local folder the files are written in, whole, before they are stored
+    run: _Run
+    heartbeat: threading.Thread
+
+    def close(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.run.done.set()
+        self.heartbeat.join()
+
+
 class Worker:
     def __init__(
         self,
@@ -75,6 +92,7 @@ class Worker:
         self.interrupted = threading.Event()
         self.state, self.current_job = "loading", None
         self._gone = threading.Event()
+        self._finisher: threading.Thread | None = None  # the previous job's encode and store
 
     def announce(self) -> None:
         """Register in the worker registry and keep beating there until `retire()`."""
@@ -101,10 +119,14 @@ class Worker:
                 log_failure(log, "worker registry beat failed; will retry")
 
     def load(self) -> None:
+        """Load each model, and compile it for every shape it serves, before the first claim."""
         for model in self.models:
             started = time.perf_counter()
             self.engine.load(model)
             log.info("worker %s loaded %s in %.1fs", self.id, model, time.perf_counter() - started)
+            started = time.perf_counter()
+            if self.engine.warm_up(model):
+                log.info("worker %s warmed up %s in %.1fs", self.id, model, time.perf_counter() - started)
 
     def serve_forever(self) -> None:
         log.info("worker %s serving %s", self.id, ", ".join(self.models))
@@ -128,6 +150,7 @@ class Worker:
                 self.run(claimed)
             finally:
                 self.state, self.current_job = "idle", None
+        self.wait_for_finisher()
         log.info("worker %s stopped", self.id)
 
     def install_signal_handlers(self) -> None:
@@ -155,14 +178,52 @@ class Worker:
         log.info("job %s: running %s (attempt %d)", job.id, job.model, job.attempts)
         heartbeat = threading.Thread(target=self._heartbeat, args=(run,), daemon=True)
         heartbeat.start()
-        folder = f"jobs/{job.id}/attempt-{job.attempts}"
-        staging = self.settings.staging_dir / f"{job.id}-{job.attempts}"
+        attempt = _Attempt(
+            job.id,
+            f"jobs/{job.id}/attempt-{job.attempts}",
+            self.settings.staging_dir / f"{job.id}-{job.attempts}",
+            run,
+            heartbeat,
+        )
         try:
             generation = self.engine.generate(
                 request,
                 on_progress=lambda done, total: run.note(self._progress(job.id, done, total)),
                 should_cancel=lambda: run.cancel.is_set() or run.lost.is_set() or self.interrupted.is_set(),
             )
+        except Canceled:
+            self._discard(attempt.folder)
+            if self.interrupted.is_set() and not run.cancel.is_set():
+                self._persist(self.jobs.release, job.id, self.id)
+                log.info("job %s: given back to the queue", job.id)
+            elif run.cancel.is_set():
+                self._persist(self.jobs.canceled, job.id, self.id)
+                log.info("job %s: canceled by the client", job.id)
+            else:
+                log.warning("job %s: lease lost; stopped", job.id)
+            attempt.close()
+            return
+        except Exception as exc:  # a failed run must never take the worker down
+            self._failed(attempt, exc)
+            attempt.close()
+            return
+        # Encoding and storing need no GPU: they run beside the next job's denoising. One at a time,
+        # so a slow store holds the queue back rather than piling up finished videos in memory.
+        self.wait_for_finisher()
+        context = contextvars.copy_context()  # the job id stays on the finisher's log lines
+        self._finisher = threading.Thread(
+            target=context.run, args=(self._finish, attempt, generation), name=f"finish-{job.id}"
+        )
+        self._finisher.start()
+
+    def wait_for_finisher(self) -> None:
+        if self._finisher is not None:
+            self._finisher.join()
+            self._finisher = None
+
+    def _finish(self, attempt: _Attempt, generation: Generation) -> None:
+        job_id, folder, staging = attempt.job_id, attempt.folder, attempt.staging
+        try:
             encode_started = time.perf_counter()
             videos = []
             for index, (frames, seed) in enumerate(zip(generation.videos, generation.seeds, strict=True)):
@@ -194,35 +255,26 @@ class Worker:
                 "seconds_per_step": generation.timings.get("denoising", 0.0)
                 / max(1, generation.steps * len(generation.videos)),
             }
-            outcome = self._persist(self.jobs.complete, job.id, self.id, result)
+            outcome = self._persist(self.jobs.complete, job_id, self.id, result)
             if outcome == "succeeded":
-                log.info("job %s: succeeded (%s)", job.id, _format_timings(timings))
+                log.info("job %s: succeeded (%s)", job_id, _format_timings(timings))
             elif outcome is None:  # stopped while the database was away: it may have committed, keep them
                 log.warning(
-                    "job %s: stopped before its completion could be confirmed; its lease decides", job.id
+                    "job %s: stopped before its completion could be confirmed; its lease decides", job_id
                 )
             else:  # canceled after its last step, or the lease was lost: the files are not delivered
-                log.warning("job %s: %s before completion; discarding this attempt", job.id, outcome)
+                log.warning("job %s: %s before completion; discarding this attempt", job_id, outcome)
                 self._discard(folder)
-        except Canceled:
-            self._discard(folder)
-            if self.interrupted.is_set() and not run.cancel.is_set():
-                self._persist(self.jobs.release, job.id, self.id)
-                log.info("job %s: given back to the queue", job.id)
-            elif run.cancel.is_set():
-                self._persist(self.jobs.canceled, job.id, self.id)
-                log.info("job %s: canceled by the client", job.id)
-            else:
-                log.warning("job %s: lease lost; stopped", job.id)
-        except Exception as exc:  # a failed run must never take the worker down
-            self._discard(folder)
-            log.exception("job %s: failed", job.id)
-            status = self._persist(self.jobs.fail, job.id, self.id, f"generation failed: {exc}")
-            log.info("job %s: now %s", job.id, status)
+        except Exception as exc:
+            self._failed(attempt, exc)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            run.done.set()
-            heartbeat.join()
+            attempt.close()
+
+    def _failed(self, attempt: _Attempt, exc: Exception) -> None:
+        self._discard(attempt.folder)
+        log.exception("job %s: failed", attempt.job_id, exc_info=exc)
+        status = self._persist(self.jobs.fail, attempt.job_id, self.id, f"generation failed: {exc}")
+        log.info("job %s: now %s", attempt.job_id, status)
 
     def _persist(self, action: Callable[..., T], *args: Any) -> T | None:
         """Run a queue operation, waiting out a database outage (a PostgreSQL restart, say) instead of
@@ -283,7 +335,8 @@ def _format_timings(timings: dict[str, float]) -> str:
 
 def run_worker(settings: Settings, *, migrate: bool = True) -> None:
     """`openveo worker`: load the model once, then serve the queue until told to stop."""
-    from openveo.engine.pipelines import quiet_libraries
+    from openveo.engine.parallel import group_from_environment
+    from openveo.engine.pipelines import quiet_libraries, resolve_device
     from openveo.service.runtime import open_runtime
 
     # Until a job can be running there is nothing to give back or finish: a signal ends the process at
@@ -291,12 +344,20 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, _exit_at_once)
     supervisor = os.environ.get("OPENVEO_SUPERVISOR_PID")
+    group = group_from_environment(
+        settings.gpus_per_video, settings.context_parallel, resolve_device(settings.device)
+    )
+    follower = group is not None and not group.leader
     if supervisor:
-        _exit_with_parent(int(supervisor))
+        # A follower has no job of its own to give back: it goes at once with its supervisor.
+        _exit_with_parent(int(supervisor), signal.SIGKILL if follower else signal.SIGINT)
     quiet_libraries()
+    if follower:
+        _follow(settings, group)
+        return
     runtime = open_runtime(settings, migrate=migrate)
     model = runtime.catalog.resolve(settings.model).name
-    engine = Engine(settings, runtime.catalog)
+    engine = Engine(settings, runtime.catalog, group)
     doorbell = runtime.wakeups.listen("worker")
     registry = WorkerRegistry(runtime.db)
     worker = Worker(settings, runtime.jobs, runtime.blobs, engine, [model], doorbell, registry)
@@ -307,23 +368,36 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
         worker.serve_forever()
     finally:
         worker.retire()
+        engine.release_followers()
         doorbell.close()
         runtime.close()
+
+
+def _follow(settings: Settings, group) -> None:
+    """Ranks 1.. of a group: load the same model and run whatever the leader runs. Signals are the
+    leader's business (it cancels the group's work and then releases it)."""
+    engine = Engine(settings, settings.catalog(), group)
+    engine.load(settings.model)
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
+    log.info("rank %d of %s following the leader", group.rank, group.plan)
+    engine.follow()
+    group.close()
 
 
 def _exit_at_once(signum: int, _frame) -> None:
     os._exit(128 + signum)
 
 
-def _exit_with_parent(parent: int) -> None:
+def _exit_with_parent(parent: int, sig: int = signal.SIGINT) -> None:
     """A worker started by `serve` gets SIGINT (give the job back, exit) when `serve` dies, however it
     dies: it must never keep a GPU busy for a server that is gone. Linux only; elsewhere a no-op."""
     import ctypes
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+        libc.prctl(1, sig)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
     if os.getppid() != parent:  # it died before the line above (we were re-parented)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), sig)

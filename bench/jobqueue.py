@@ -2,7 +2,7 @@
 before a worker claims it, on SQLite and on PostgreSQL. The engine is left out on purpose (each
 claimed job is completed at once): this measures the queue, leases, billing and wake-ups only.
 
-    python bench/queue.py [--jobs 400] [--workers 2] [--database-url postgresql://.../EMPTY_DB]
+    python bench/jobqueue.py [--jobs 400] [--workers 2] [--database-url postgresql://.../EMPTY_DB]
 
 1. Throughput: JOBS jobs are queued up front, then WORKERS worker processes claim and complete them
    as fast as they can (every claim and completion is a real transaction with its ledger rows).
@@ -15,22 +15,16 @@ Writes bench/results/queue-<database>-<host>.json and prints a markdown table.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This file is named queue.py, like the standard library's `queue` (which psycopg imports): look for
-# this folder's modules after the standard library's, not before.
-sys.path.remove(str(Path(__file__).resolve().parent))
-sys.path.append(str(Path(__file__).resolve().parent))
-
 import argparse
 import json
 import multiprocessing as mp
 import os
 import platform
 import socket
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 from common import cpu_name, summary_ms
 from sqlalchemy import func, select

@@ -1,0 +1,474 @@
+"""The engine benchmark: plain diffusers against openveo's engine, on the same weights and seed.
+
+Full-size architectures are built from their published configs with random weights, straight on
+the device: a network's speed does not depend on its weight values, so no download is needed. The
+baseline is the pipeline as its documentation runs it (bf16, default attention, no compile, two
+guidance passes per step). openveo then sets the same pipeline up its own way and makes the same
+video; the decoded frames are compared with the baseline's (PSNR). Opt-in modes run last, each
+measured against the same baseline frames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from openveo.config import Settings
+from openveo.engine.catalog import Catalog, Preset
+from openveo.engine.engine import Engine, _StageClock, _to_uint8
+from openveo.engine.optimize import UnsupportedMode
+from openveo.engine.pipelines import LoadedModel, prepare, resolve_device
+from openveo.engine.tiny import BUILDERS
+from openveo.engine.video import write_mp4
+from openveo.service.requests import GenerationRequest
+
+PROMPT = "A red fox runs through fresh snow at dawn, cinematic, shallow depth of field"
+WARM_UP_PROMPT = "warm-up"
+NEGATIVE = "blurry, low quality, static, distorted"
+STAGES = ("text_encoding", "denoising", "vae_decode", "mp4_encode")
+MODES = ("exact", "first-block", "taylorseer", "fp8")
+
+# umT5-XXL, Wan's text encoder (google/umt5-xxl encoder half).
+UMT5_XXL = dict(
+    vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
+    relative_attention_num_buckets=32, relative_attention_max_distance=128,
+    feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6, tie_word_embeddings=False,
+)  # fmt: skip
+WAN21_VAE: dict[str, Any] = {}  # AutoencoderKLWan's defaults are the Wan 2.1 VAE
+WAN22_VAE = dict(
+    base_dim=160, decoder_base_dim=256, z_dim=48, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+    temperal_downsample=[False, True, True], is_residual=True, in_channels=12, out_channels=12,
+    patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4,
+    latents_mean=[0.0] * 48, latents_std=[1.0] * 48,
+)  # fmt: skip
+
+
+def _wan_transformer(dim: int, heads: int, ffn: int, layers: int, channels: int) -> dict[str, Any]:
+    assert dim == heads * 128
+    return dict(
+        patch_size=(1, 2, 2), num_attention_heads=heads, attention_head_dim=128, in_channels=channels,
+        out_channels=channels, text_dim=4096, freq_dim=256, ffn_dim=ffn, num_layers=layers,
+        cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A full-size network layout (the configs of the published checkpoints) and its native video."""
+
+    name: str
+    transformer: dict[str, Any]
+    vae: dict[str, Any]
+    expand_timesteps: bool  # Wan 2.2 TI2V: one timestep per latent token
+    shift: float
+    width: int
+    height: int
+    frames: int
+    fps: int
+
+
+ARCHITECTURES = {
+    a.name: a
+    for a in (
+        Architecture("wan2.1-t2v-1.3b", _wan_transformer(1536, 12, 8960, 30, 16), WAN21_VAE, False, 3.0,
+                     832, 480, 81, 16),
+        Architecture("wan2.2-ti2v-5b", _wan_transformer(3072, 24, 14336, 30, 48), WAN22_VAE, True, 5.0,
+                     1280, 704, 121, 24),
+        Architecture("wan2.1-t2v-14b", _wan_transformer(5120, 40, 13824, 40, 16), WAN21_VAE, False, 5.0,
+                     1280, 720, 81, 16),
+    )
+}  # fmt: skip
+TINY = {"tiny-wan2.1": "wan2.1", "tiny-wan2.2": "wan2.2"}
+
+
+@dataclass
+class Case:
+    """One benchmark video: an architecture, its size, and the sampling settings."""
+
+    arch: str
+    width: int
+    height: int
+    frames: int
+    fps: int
+    steps: int = 50
+    guidance: float = 5.0
+    seed: int = 42
+
+
+@dataclass
+class Run:
+    mode: str
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage, plus "end_to_end"
+    seconds_per_step: float = 0.0
+    peak_memory_gib: float | None = None
+    psnr_db: float | None = None  # against the baseline's frames; inf when identical
+    skipped: str | None = None
+
+
+def build_pipeline(arch: str, device: torch.device, dtype: torch.dtype) -> Any:
+    """A stock WanPipeline with random weights, created directly on `device` in the dtypes
+    `from_pretrained` would give (bf16, with the model's fp32 modules and the fp32 VAE)."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from openveo.engine.tiny import _tokenizer
+
+    if arch in TINY:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return BUILDERS[TINY[arch]]().to(device)
+    spec = ARCHITECTURES[arch]
+    torch.manual_seed(0)
+    with torch.device(device), _default_dtype(dtype):
+        transformer = WanTransformer3DModel(**spec.transformer)
+        text_encoder = UMT5EncoderModel(UMT5Config(**UMT5_XXL))
+    _keep_fp32(transformer)
+    with torch.device(device):
+        vae = AutoencoderKLWan(**spec.vae)
+    for module in (transformer, text_encoder, vae):
+        _calm(module)
+        module.eval()
+    scheduler = UniPCMultistepScheduler(
+        prediction_type="flow_prediction",
+        use_flow_sigmas=True,
+        flow_shift=spec.shift,
+        num_train_timesteps=1000,
+    )
+    # Any T5-style tokenizer gives the same compute: the pipeline pads every prompt to 512 tokens.
+    return WanPipeline(
+        tokenizer=_tokenizer(),
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=transformer,
+        scheduler=scheduler,
+        expand_timesteps=spec.expand_timesteps,
+    )
+
+
+@contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _keep_fp32(model: torch.nn.Module) -> None:
+    """What from_pretrained does with a model's `_keep_in_fp32_modules` (Wan: rope, norms, time embedder)."""
+    keep = set(getattr(model, "_keep_in_fp32_modules", None) or ())
+    for name, param in model.named_parameters():
+        if keep & set(name.split(".")):
+            param.data = param.data.float()
+
+
+@torch.no_grad()
+def _calm(module: torch.nn.Module) -> None:
+    """Random init at full depth blows activations up to inf in bf16, and inf frames compare as
+    equal. Scaling each weight matrix to a small spectral size keeps the values finite and varied,
+    so PSNR measures real numerical agreement; the arithmetic done is unchanged."""
+    for param in module.parameters():
+        if param.ndim >= 2:
+            param.mul_(0.5 / math.sqrt(param[0].numel()) / max(param.float().std().item(), 1e-8))
+
+
+def case_for(arch: str, *, steps: int | None = None) -> Case:
+    if arch in TINY:
+        preset = Catalog().resolve(arch)
+        width, height = preset.size_for("16:9")
+        return Case(arch, width, height, preset.frames_for(5), preset.fps, steps or preset.steps)
+    spec = ARCHITECTURES[arch]
+    return Case(arch, spec.width, spec.height, spec.frames, spec.fps, steps or 50)
+
+
+def _preset(case: Case) -> Preset:
+    """A preset describing the benchmark video, so openveo's engine runs it like any served model."""
+    base = Catalog().resolve("tiny-wan2.2" if case.arch == "tiny-wan2.2" else "tiny-wan2.1")
+    return replace(
+        base,
+        name=f"bench-{case.arch}",
+        sizes={"16:9": (case.width, case.height)},
+        fps=case.fps,
+        steps=case.steps,
+        guidance=case.guidance,
+        durations=(5,),
+        tiny=False,
+    )
+
+
+class Bench:
+    """Runs one case: baseline first on the pristine pipeline, then openveo, then the opt-in modes."""
+
+    def __init__(self, case: Case, device: torch.device, settings: Settings, out_dir: Path) -> None:
+        self.case = case
+        self.device = device
+        self.settings = settings
+        self.out_dir = out_dir
+        self.dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        self.baseline_frames: np.ndarray | None = None
+
+    def baseline(self, pipe: Any, warm_up_steps: int = 2) -> Run:
+        """The plain pipeline, called the way its documentation shows."""
+        pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        model = LoadedModel(_preset(self.case), pipe, None, self.device, self.dtype)
+        c = self.case
+
+        def call(steps: int, clock: _StageClock | None = None) -> np.ndarray:
+            kwargs = {} if clock is None else {"callback_on_step_end": _stepper(clock)}
+            return pipe(
+                prompt=PROMPT, negative_prompt=NEGATIVE, width=c.width, height=c.height, num_frames=c.frames,
+                num_inference_steps=steps, guidance_scale=c.guidance, output_type="np",
+                generator=torch.Generator("cpu").manual_seed(c.seed), **kwargs,
+            ).frames[0]  # fmt: skip
+
+        call(warm_up_steps)  # CUDA context, cuBLAS handles, allocator: not what a user waits for twice
+        clock = _StageClock(model)
+
+        def timed_call() -> np.ndarray:
+            with clock.run():
+                return call(c.steps, clock)
+
+        run, frames = self._timed("baseline", timed_call, clock)
+        self.baseline_frames = frames
+        return run
+
+    def openveo(self, pipe: Any, mode: str = "exact") -> tuple[Run, LoadedModel]:
+        settings = self.settings
+        model = prepare(_preset(self.case), pipe, self.device, settings)
+        return self.run_engine(model, mode), model
+
+    def run_engine(self, model: LoadedModel, mode: str) -> Run:
+        engine = Engine(self.settings, Catalog(), None)
+        engine.device = self.device
+        engine.adopt(model)
+        request = GenerationRequest(
+            prompt=PROMPT, negative_prompt=NEGATIVE, model=model.preset.name, seed=self.case.seed,
+            steps=self.case.steps, guidance=self.case.guidance,
+        )  # fmt: skip
+        # Warm-up (compiles, when compile is on) with another prompt: the timed run then finds only the
+        # negative prompt cached, as a service's next job would.
+        engine.generate(replace(request, prompt=WARM_UP_PROMPT, steps=2))
+        if model.prompts is not None:
+            model.prompts.discard(PROMPT)
+        holder: dict[str, Any] = {}
+
+        def generate() -> np.ndarray:
+            generation = engine.generate(request)
+            holder["timings"] = generation.timings
+            return generation.videos[0]
+
+        run, _ = self._timed(mode, generate, None, holder)
+        return run
+
+    def _timed(
+        self, mode: str, make: Callable[[], np.ndarray], clock: _StageClock | None, holder: dict | None = None
+    ) -> tuple[Run, np.ndarray]:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        started = time.perf_counter()
+        frames = make()
+        frames = frames if frames.dtype == np.uint8 else _to_uint8(frames)
+        encode_started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            write_mp4(frames, Path(tmp) / "bench.mp4", self.case.fps)
+        ended = time.perf_counter()
+        timings = dict(clock.timings if clock is not None else holder["timings"])
+        timings["mp4_encode"] = ended - encode_started
+        timings["end_to_end"] = ended - started
+        run = Run(mode, {k: round(v, 4) for k, v in timings.items()})
+        run.seconds_per_step = round(timings["denoising"] / self.case.steps, 4)
+        if self.device.type == "cuda":
+            run.peak_memory_gib = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 2)
+        if self.baseline_frames is not None:
+            run.psnr_db = psnr(self.baseline_frames, frames)
+        return run, frames
+
+
+def _stepper(clock: _StageClock) -> Callable:
+    def on_step_end(_pipe, _step, _t, tensors):
+        clock.step_ended()
+        return tensors
+
+    return on_step_end
+
+
+def psnr(reference: np.ndarray, frames: np.ndarray) -> float:
+    """Peak signal-to-noise ratio of uint8 frames in dB; inf when identical."""
+    mse = np.mean((reference.astype(np.float64) - frames.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else round(10 * math.log10(255.0**2 / mse), 2)
+
+
+def run_case(
+    case: Case,
+    settings: Settings,
+    modes: tuple[str, ...] = MODES,
+    on_run: Callable[[Run], None] | None = None,
+) -> list[Run]:
+    """Baseline, then each mode on the same weights. Modes that change the weights (fp8) go last."""
+    device = resolve_device(settings.device)
+    bench = Bench(case, device, settings, Path("."))
+    dtype = bench.dtype
+    pipe = build_pipeline(case.arch, device if case.arch not in TINY else torch.device("cpu"), dtype)
+    runs = [bench.baseline(pipe)]
+    _report(on_run, runs[-1])
+    run, model = bench.openveo(pipe)
+    runs.append(run)
+    _report(on_run, run)
+    for mode in modes:
+        if mode == "exact":
+            continue
+        try:
+            runs.append(_mode_run(bench, model, mode))
+        except UnsupportedMode as exc:
+            runs.append(Run(mode, skipped=str(exc)))
+        _report(on_run, runs[-1])
+    runs[1].mode = "openveo"
+    return runs
+
+
+def _report(on_run: Callable[[Run], None] | None, run: Run) -> None:
+    if on_run:
+        on_run(run)
+
+
+def _mode_run(bench: Bench, model: LoadedModel, mode: str) -> Run:
+    from openveo.engine import optimize
+    from openveo.engine.modes import parse_step_cache
+
+    if mode == "fp8":
+        optimize.quantize_fp8(
+            model.denoisers, bench.device, bench.settings.offload
+        )  # irreversible: the last mode to run
+        return bench.run_engine(model, mode)
+    optimize.enable_step_cache(model.denoisers, parse_step_cache(mode))
+    try:
+        return bench.run_engine(model, mode)
+    finally:
+        for denoiser in model.denoisers:
+            denoiser.disable_cache()
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    import diffusers
+    import transformers
+
+    env = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "cpu_threads": str(torch.get_num_threads()),
+    }
+    if device.type == "cuda":
+        env["cuda"] = str(torch.version.cuda)
+    return env
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"CPU: {line.split(':', 1)[1].strip()}"
+    except OSError:
+        pass
+    return f"CPU: {platform.processor() or platform.machine()}"
+
+
+def write_results(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    """JSON for machines, a markdown table for people; named after the device and the time."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = results["environment"]["device"]
+    slug = "".join(ch if ch.isalnum() else "-" for ch in device.lower()).strip("-")
+    slug = "-".join(part for part in slug.split("-") if part)[:40]
+    stem = f"engine-{slug}-{results['started'][:10]}"
+    json_path, md_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md"
+    json_path.write_text(json.dumps(results, indent=2, default=_json_number) + "\n")
+    md_path.write_text(markdown(results))
+    return json_path, md_path
+
+
+def _json_number(value: Any) -> Any:
+    return str(value)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    env = results["environment"]
+    lines = [
+        f"# Engine benchmark: {env['device']}",
+        "",
+        f"{results['started']} · torch {env['torch']} · diffusers {env['diffusers']} · "
+        f"transformers {env['transformers']}" + (f" · CUDA {env['cuda']}" if "cuda" in env else ""),
+        f"Settings: {results['settings']}",
+        "",
+    ]
+    for case in results["cases"]:
+        c = case["case"]
+        lines += [
+            f"## {c['arch']}: {c['width']}x{c['height']}, {c['frames']} frames, {c['steps']} steps, "
+            f"guidance {c['guidance']}",
+            "",
+            "| run | end to end s | speed-up | s/step | text s | denoise s | VAE decode s | MP4 s "
+            "| peak GiB | PSNR dB |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        base = case["runs"][0]["seconds"].get("end_to_end")
+        for run in case["runs"]:
+            if run["skipped"]:
+                lines.append(f"| {run['mode']} | skipped: {run['skipped']} |||||||||")
+                continue
+            s = run["seconds"]
+            speedup = f"{base / s['end_to_end']:.2f}x" if base else ""
+            psnr_text = "" if run["psnr_db"] is None else str(run["psnr_db"])
+            memory = "" if run["peak_memory_gib"] is None else str(run["peak_memory_gib"])
+            lines.append(
+                f"| {run['mode']} | {s['end_to_end']:.2f} | {speedup} | {run['seconds_per_step']:.3f} "
+                + "".join(f"| {s.get(stage, 0):.2f} " for stage in STAGES)
+                + f"| {memory} | {psnr_text} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def benchmark(
+    archs: list[str],
+    settings: Settings,
+    *,
+    modes: tuple[str, ...] = MODES,
+    steps: int | None = None,
+    on_run: Callable[[str, Run], None] | None = None,
+) -> dict[str, Any]:
+    device = resolve_device(settings.device)
+    results: dict[str, Any] = {
+        "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "environment": environment(device),
+        "settings": _speed_settings(settings),
+        "cases": [],
+    }
+    for arch in archs:
+        case = case_for(arch, steps=steps)
+        runs = run_case(case, settings, modes, (lambda r, a=arch: on_run(a, r)) if on_run else None)
+        results["cases"].append({"case": asdict(case), "runs": [asdict(r) for r in runs]})
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return results
+
+
+def _speed_settings(settings: Settings) -> str:
+    names = ("attention", "compile", "batch_cfg", "vae_tiling", "offload")
+    return ", ".join(f"{name}={getattr(settings, name)}" for name in names)

@@ -1,0 +1,151 @@
+"""openveo's engine against the plain diffusers pipeline on the tiny models: the exact-output
+optimizations must give the baseline's video (to float rounding), and each must really happen."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from openveo.config import Settings
+from openveo.engine.engine import Engine
+from openveo.engine.optimize import UnsupportedMode
+from tests.conftest import TINY_PRESETS
+from tests.engine.speed_helpers import baseline, capture_latents, psnr, short_request
+from tests.helpers import png_bytes, run_cli
+
+EXACT_DB = 45.0  # frames: fp32 on a CPU, batching the two guidance passes only reorders float sums
+
+
+def engine_with(settings: Settings, catalog, **speed) -> Engine:
+    return Engine(settings.model_copy(update=speed), catalog)
+
+
+@pytest.mark.parametrize("model", TINY_PRESETS)
+def test_exact_path_matches_plain_diffusers(settings, catalog, model):
+    request = short_request(model)
+    engine = engine_with(settings, catalog)
+    latents = capture_latents(engine.load(model).text_to_video)
+    ours = engine.generate(request).videos[0]
+    reference = baseline(settings, request)
+    reference.assert_matches(latents[0])
+    assert ours.shape == reference.frames.shape
+    assert psnr(reference.frames, ours) >= EXACT_DB
+    assert ours.std() > 5  # real pictures of noise, not a flat frame that matches anything
+
+
+def test_image_to_video_matches_plain_diffusers(settings, catalog):
+    request = short_request("tiny-wan2.2", image=png_bytes(200, 120))
+    engine = engine_with(settings, catalog)
+    latents = capture_latents(engine.load("tiny-wan2.2").text_to_video)
+    ours = engine.generate(request).videos[0]
+    reference = baseline(settings, request)
+    reference.assert_matches(latents[0])
+    assert psnr(reference.frames, ours) >= EXACT_DB
+
+
+def test_guidance_passes_run_as_one_batch(settings, catalog):
+    request = short_request("tiny-wan2.1", steps=3)
+    reference = baseline(settings, request)
+    for batch_cfg, expected in ((True, [2, 2, 2]), (False, [1] * 6)):
+        engine = engine_with(settings, catalog, batch_cfg=batch_cfg)
+        model = engine.load("tiny-wan2.1")
+        batches: list[int] = []
+        model.denoisers[0].blocks[0].register_forward_pre_hook(
+            lambda _m, a, seen=batches: seen.append(a[0].shape[0])
+        )
+        latents = capture_latents(model.text_to_video)
+        engine.generate(request)
+        assert batches == expected  # batched: prompt and negative prompt together, once per step
+        reference.assert_matches(latents[0])
+
+
+def test_prompt_embeddings_are_reused(settings, catalog):
+    engine = engine_with(settings, catalog)
+    encoder = engine.load("tiny-wan2.2").text_to_video.text_encoder
+    calls: list[int] = []
+    encoder.register_forward_pre_hook(lambda *_: calls.append(1))
+    first = engine.generate(short_request("tiny-wan2.2", steps=2))
+    assert len(calls) == 2  # the prompt and the negative prompt
+    engine.generate(short_request("tiny-wan2.2", steps=2, prompt="a different prompt"))
+    assert len(calls) == 3  # the negative prompt came from the cache
+    again = engine.generate(short_request("tiny-wan2.2", steps=2))
+    assert len(calls) == 3
+    assert (again.videos[0] == first.videos[0]).all()
+
+
+def test_step_cache_skips_work_and_costs_some_quality(settings, catalog):
+    request = short_request("tiny-wan2.1", steps=12)
+    results = {}
+    for cache in ("none", "first-block:0.5"):
+        engine = engine_with(settings, catalog, step_cache=cache)
+        # A module inside the last block: it runs only when the block really computes.
+        last_ffn = engine.load("tiny-wan2.1").denoisers[0].blocks[-1].ffn
+        ran: list[int] = []
+        last_ffn.register_forward_pre_hook(lambda *_, seen=ran: seen.append(1))
+        results[cache] = (engine.generate(request).videos[0], len(ran))
+    (exact, exact_blocks), (cached, cached_blocks) = results["none"], results["first-block:0.5"]
+    assert exact_blocks == 12
+    assert cached_blocks < exact_blocks  # some steps reused the cached residual
+    assert (exact != cached).any()  # and the frames show it (a little: this model has only two blocks)
+    assert cached.std() > 5
+
+
+@pytest.mark.parametrize(
+    ("speed", "message"),
+    [
+        ({"quantize": "fp8"}, "quantize=fp8 needs a CUDA GPU"),
+        ({"offload": "model"}, "offload=model needs a CUDA GPU"),
+    ],
+)
+def test_gpu_only_modes_say_so_on_a_cpu(settings, catalog, speed, message):
+    with pytest.raises(UnsupportedMode, match=message):
+        engine_with(settings, catalog, **speed).load("tiny-wan2.1")
+
+
+@pytest.mark.parametrize(
+    "value", ["magic", "first-block:2", "first-block:x", "taylorseer:1", "taylorseer:2.5"]
+)
+def test_bad_step_cache_settings_are_refused(value):
+    with pytest.raises(ValidationError, match="step cache"):
+        Settings(step_cache=value)
+
+
+def test_bench_command_on_a_tiny_architecture(tmp_path, models_root):
+    out = tmp_path / "results"
+    result = run_cli(
+        "bench", "--arch", "tiny-wan2.2", "--steps", "3", "--modes", "first-block,taylorseer,fp8",
+        "--out", str(out), env={"OPENVEO_DEVICE": "cpu"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    [json_file] = out.glob("engine-*.json")
+    results = json.loads(json_file.read_text())
+    assert results["environment"]["device"].startswith("CPU")
+    assert {"torch", "diffusers", "transformers"} <= set(results["environment"])
+    runs = {run["mode"]: run for run in results["cases"][0]["runs"]}
+    assert list(runs) == ["baseline", "openveo", "first-block", "taylorseer", "fp8"]
+    assert float(runs["openveo"]["psnr_db"]) >= EXACT_DB
+    for mode in ("baseline", "openveo", "first-block", "taylorseer"):
+        stages = runs[mode]["seconds"]
+        assert all(stages[s] > 0 for s in ("text_encoding", "denoising", "vae_decode", "mp4_encode"))
+        assert stages["end_to_end"] >= stages["denoising"] + stages["vae_decode"]
+    assert "fp8" in runs["fp8"]["skipped"]
+    table = json_file.with_suffix(".md").read_text()
+    assert "| openveo |" in table and "PSNR dB" in table
+
+
+def test_compiled_engine_is_warmed_for_every_served_shape(settings, catalog):
+    """Regional compile (inductor, on the CPU here) warmed up for every aspect ratio and duration:
+    afterwards a job of any served shape compiles nothing, and its video is still the baseline's."""
+    from torch._dynamo.utils import counters
+
+    engine = engine_with(settings, catalog, compile="on")
+    assert engine.warm_up("tiny-wan2.2")
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0
+    request = short_request("tiny-wan2.2", duration_s=5, aspect_ratio="9:16", steps=3)
+    latents = capture_latents(engine.load("tiny-wan2.2").text_to_video)
+    engine.generate(request)
+    assert counters["stats"]["unique_graphs"] == graphs  # no new graph: the warm-up covered this shape
+    baseline(settings, request).assert_matches(latents[0])
