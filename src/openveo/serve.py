@@ -115,10 +115,9 @@ class WorkerSupervisor:
                 exited = [p for p in procs if p.poll() is not None]
                 if not exited or self._stopping.is_set():
                     continue
-                for proc in procs:  # the rest of a group cannot work without the one that left
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.wait()
+                # The rest of a group cannot work without the one that left: its leader gives the
+                # running job back (SIGINT), then the group goes.
+                _stop_all([p for p in procs if p.poll() is None])
                 if time.monotonic() - self.started_at[slot] > HEALTHY_RUN_S:
                     self.failures[slot] = 0  # it ran fine for a while: this is a fresh failure
                 delay = RESTART_BACKOFF_S[min(self.failures[slot], len(RESTART_BACKOFF_S) - 1)]
@@ -148,15 +147,20 @@ class WorkerSupervisor:
         with self._lock:  # no worker is being started while we look
             self._stopping.set()
             live = self._live()
-        for proc in live:
-            proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for proc in live:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        _stop_all(live)
+
+
+def _stop_all(procs: list[subprocess.Popen]) -> None:
+    """SIGINT (a worker gives its job back and exits), then SIGKILL whatever is left after the grace."""
+    for proc in procs:
+        proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def prepare(settings: Settings, *, migrate: bool) -> None:

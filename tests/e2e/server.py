@@ -136,8 +136,9 @@ class Server:
     def worker_pids(self) -> list[int]:
         """The worker processes `serve` spawned (its child processes)."""
         assert self.proc is not None
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return [int(pid) for pid in children]
+        # Every thread's: workers restarted by the supervisor's watcher thread are that thread's children.
+        tasks = Path(f"/proc/{self.proc.pid}/task").glob("*/children")
+        return sorted(int(pid) for task in tasks for pid in task.read_text().split())
 
     def wait_for_workers(self, count: int, timeout: float = 30) -> list[int]:
         deadline = time.monotonic() + timeout

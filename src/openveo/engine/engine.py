@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import time
@@ -16,7 +17,7 @@ from PIL import Image, ImageOps
 
 from openveo.config import Settings
 from openveo.engine.catalog import Catalog, Preset
-from openveo.engine.parallel import Group
+from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
 from openveo.service.requests import GenerationRequest
 
@@ -99,12 +100,15 @@ class Engine:
                 self.generate(request)
             except Canceled:
                 pass
+            except GroupBroken:
+                raise
             except Exception:  # the leader sees the same failure and reports it; stay in the group
                 log.exception("follower generation failed")
 
     def release_followers(self) -> None:
         if self.group is not None and self.group.leader:
-            self.group.share(None)
+            with contextlib.suppress(GroupBroken):  # else nobody is left to release
+                self.group.share(None)
 
     def generate(
         self,

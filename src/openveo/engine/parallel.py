@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 TIMEOUT = datetime.timedelta(minutes=30)  # longer than any one generation step, so a hung peer surfaces
 
 
+class GroupBroken(RuntimeError):
+    """A peer of this group is gone or stuck: the group cannot make videos any more and must be
+    restarted whole (its supervisor does that when the process exits)."""
+
+
 @dataclass(frozen=True)
 class Plan:
     cfg: int = 1
@@ -92,13 +97,19 @@ class Group:
     def share(self, message: Any) -> Any:
         """The leader's message, on every rank (None tells the followers to stop)."""
         box = [message if self.leader else None]
-        dist.broadcast_object_list(box, src=0, group=self.control)
+        try:
+            dist.broadcast_object_list(box, src=0, group=self.control)
+        except Exception as exc:
+            raise GroupBroken(f"rank {self.rank}: the group's leader is gone ({exc})") from exc
         return box[0]
 
     def any(self, flag: bool) -> bool:
         """True on every rank when any rank says so: a cancel stops the whole group at the same step."""
         vote = torch.tensor([int(flag)])
-        dist.all_reduce(vote, op=dist.ReduceOp.MAX, group=self.control)
+        try:
+            dist.all_reduce(vote, op=dist.ReduceOp.MAX, group=self.control)
+        except Exception as exc:
+            raise GroupBroken(f"rank {self.rank}: a peer of the group is gone ({exc})") from exc
         return bool(vote.item())
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from openveo import logs
 from openveo.config import Settings
 from openveo.engine.engine import Canceled, Engine, Generation
+from openveo.engine.parallel import GroupBroken
 from openveo.engine.video import video_metadata, write_mp4, write_spritesheet, write_thumbnail
 from openveo.service.jobs import ClaimedJob, Jobs
 from openveo.service.workers import PRESENCE_S, WorkerRegistry
@@ -93,6 +94,7 @@ class Worker:
         self.state, self.current_job = "loading", None
         self._gone = threading.Event()
         self._finisher: threading.Thread | None = None  # the previous job's encode and store
+        self.broken = False  # its GPU group lost a peer: exit, so the supervisor restarts the group
 
     def announce(self) -> None:
         """Register in the worker registry and keep beating there until `retire()`."""
@@ -202,6 +204,13 @@ class Worker:
             else:
                 log.warning("job %s: lease lost; stopped", job.id)
             attempt.close()
+            return
+        except GroupBroken as exc:  # not the job's fault: give it back, and end this broken group
+            log.error("job %s: %s; giving the job back and stopping this worker group", job.id, exc)
+            self._persist(self.jobs.release, job.id, self.id)
+            attempt.close()
+            self.broken = True
+            self.interrupted.set()
             return
         except Exception as exc:  # a failed run must never take the worker down
             self._failed(attempt, exc)
@@ -371,6 +380,8 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
         engine.release_followers()
         doorbell.close()
         runtime.close()
+    if worker.broken:
+        raise SystemExit(1)
 
 
 def _follow(settings: Settings, group) -> None:
