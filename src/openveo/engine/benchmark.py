@@ -212,11 +212,10 @@ def _preset(case: Case) -> Preset:
 class Bench:
     """Runs one case: baseline first on the pristine pipeline, then openveo, then the opt-in modes."""
 
-    def __init__(self, case: Case, device: torch.device, settings: Settings, out_dir: Path) -> None:
+    def __init__(self, case: Case, device: torch.device, settings: Settings) -> None:
         self.case = case
         self.device = device
         self.settings = settings
-        self.out_dir = out_dir
         self.dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
         self.baseline_frames: np.ndarray | None = None
 
@@ -246,14 +245,13 @@ class Bench:
         self.baseline_frames = frames
         return run
 
-    def openveo(self, pipe: Any, mode: str = "exact") -> tuple[Run, LoadedModel]:
-        settings = self.settings
-        model = prepare(_preset(self.case), pipe, self.device, settings)
-        return self.run_engine(model, mode), model
+    def openveo(self, pipe: Any) -> tuple[Run, LoadedModel]:
+        """The same pipeline, set up by openveo's engine with the current speed settings."""
+        model = prepare(_preset(self.case), pipe, self.device, self.settings)
+        return self.run_engine(model, "openveo"), model
 
     def run_engine(self, model: LoadedModel, mode: str) -> Run:
-        engine = Engine(self.settings, Catalog(), None)
-        engine.device = self.device
+        engine = Engine(self.settings, Catalog())
         engine.adopt(model)
         request = GenerationRequest(
             prompt=PROMPT, negative_prompt=NEGATIVE, model=model.preset.name, seed=self.case.seed,
@@ -320,30 +318,26 @@ def run_case(
     on_run: Callable[[Run], None] | None = None,
 ) -> list[Run]:
     """Baseline, then each mode on the same weights. Modes that change the weights (fp8) go last."""
-    device = resolve_device(settings.device)
-    bench = Bench(case, device, settings, Path("."))
-    dtype = bench.dtype
-    pipe = build_pipeline(case.arch, device if case.arch not in TINY else torch.device("cpu"), dtype)
-    runs = [bench.baseline(pipe)]
-    _report(on_run, runs[-1])
+    runs: list[Run] = []
+
+    def record(run: Run) -> None:
+        runs.append(run)
+        if on_run:
+            on_run(run)
+
+    bench = Bench(case, resolve_device(settings.device), settings)
+    pipe = build_pipeline(case.arch, bench.device, bench.dtype)
+    record(bench.baseline(pipe))
     run, model = bench.openveo(pipe)
-    runs.append(run)
-    _report(on_run, run)
+    record(run)
     for mode in modes:
         if mode == "exact":
             continue
         try:
-            runs.append(_mode_run(bench, model, mode))
+            record(_mode_run(bench, model, mode))
         except UnsupportedMode as exc:
-            runs.append(Run(mode, skipped=str(exc)))
-        _report(on_run, runs[-1])
-    runs[1].mode = "openveo"
+            record(Run(mode, skipped=str(exc)))
     return runs
-
-
-def _report(on_run: Callable[[Run], None] | None, run: Run) -> None:
-    if on_run:
-        on_run(run)
 
 
 def _mode_run(bench: Bench, model: LoadedModel, mode: str) -> Run:
