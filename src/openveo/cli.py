@@ -176,12 +176,16 @@ def _run_generation(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from openveo.engine.engine import Canceled, Engine
+    from openveo.engine.engine import Canceled, Engine, Watermark
     from openveo.engine.pipelines import quiet_libraries
     from openveo.engine.video import video_metadata, write_mp4, write_thumbnail
     from openveo.engine.weights import ModelNotAvailable
+    from openveo.provenance.stamp import new_job_id
 
     quiet_libraries(logging.getLogger().isEnabledFor(logging.INFO))
+    stamp = _stamp(settings)
+    job_id = new_job_id()  # what the watermark and the manifest name this video by
+    watermark = Watermark(stamp.watermark_key, stamp.payload(job_id)) if stamp.watermark_key else None
     engine = Engine(settings, catalog)
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -194,7 +198,9 @@ def _run_generation(
                 task, description="Denoising", total=(request.steps or preset.steps) * request.num_videos
             )
             result = engine.generate(
-                request, on_progress=lambda done, total: progress.update(task, completed=done)
+                request,
+                on_progress=lambda done, total: progress.update(task, completed=done),
+                watermark=watermark,
             )
         except ModelNotAvailable as exc:
             raise _fail(str(exc), code=3) from None
@@ -206,6 +212,7 @@ def _run_generation(
             write_mp4(
                 video, path, result.fps, crf=settings.video_crf, metadata=video_metadata(preset.name, seed)
             )
+            stamp.sign(path, model=preset.name, seed=seed, job_id=job_id)
             if thumbnail:
                 write_thumbnail(video, path.with_suffix(".jpg"))
         result.timings["video_encode"] = time.perf_counter() - encode_started
@@ -220,6 +227,11 @@ def _run_generation(
         "frames", f"{result.num_frames} at {result.fps} fps = {result.num_frames / result.fps:.2f} s"
     )
     summary.add_row("steps", str(result.steps))
+    marks = [
+        f"watermark (job {job_id[:12]})" if watermark else "",
+        "C2PA signed" if stamp.credentials else "",
+    ]
+    summary.add_row("provenance", ", ".join(m for m in marks if m) or "off")
     summary.add_row("model load", f"{loaded_at - started:.2f} s")
     for stage, seconds in result.timings.items():
         summary.add_row(stage.replace("_", " "), f"{seconds:.2f} s")
@@ -489,6 +501,18 @@ def _check_model(settings: Settings) -> None:
         raise _fail(f"--model: {exc}") from None
 
 
+def _stamp(settings: Settings):
+    """The deployment's provenance (its secret lives in the database, so `verify` reads alike)."""
+    from openveo.provenance.stamp import open_stamp
+    from openveo.service.links import load_secret
+
+    db = _database(settings)
+    try:
+        return open_stamp(settings, db, load_secret(db, settings.data_dir))
+    finally:
+        db.dispose()
+
+
 def _database(settings: Settings):
     from openveo.store.db import Database
 
@@ -624,6 +648,87 @@ def status(
             failure["id"], failure["model"], failure["error"] or "", _when(failure["finished_at"])
         )
     out.print(failures)
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="The video to check (MP4 or anything FFmpeg reads).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Was this video made by this openveo deployment? Checks its signed C2PA manifest and looks for
+    the invisible watermark (which survives re-encoding, downscaling and cropping, where the manifest
+    does not). Exit status: 0 made by openveo, 1 no sign of openveo, 2 not readable."""
+    import json
+
+    from openveo.provenance.verify import NotAVideo, open_verifier
+    from openveo.service.jobs import Jobs
+    from openveo.service.links import load_secret
+
+    if not file.is_file():
+        raise _fail(f"no such file: {file}")
+    settings = _settings(data_dir, database_url=database_url)
+    db = _database(settings)
+    jobs = Jobs(db)
+
+    def find_job(prefix: str) -> dict | None:
+        job = jobs.by_prefix(prefix)
+        return job and {
+            "id": job.id,
+            "key_id": job.key_id,
+            "model": job.model,
+            "created": _when(job.created_at),
+        }
+
+    try:
+        report = open_verifier(settings, db, load_secret(db, settings.data_dir), find_job).verify(file)
+    except NotAVideo as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        db.dispose()
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        out.print(_verify_table(report))
+    raise typer.Exit(0 if report["made_by_openveo"] else 1)
+
+
+def _verify_table(report: dict) -> Table:
+    manifest, mark = report["manifest"], report["watermark"]
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("file", report["file"])
+    if not manifest["present"]:
+        table.add_row("manifest", "none (no C2PA manifest; re-encoding or editing removes it)")
+    else:
+        trust = (
+            "trusted"
+            if manifest["trusted"]
+            else "valid, signer not trusted here"
+            if manifest["valid"]
+            else "INVALID"
+        )
+        facts = [trust, f"signed by {manifest['signer']} ({manifest['issuer']})"]
+        if manifest["ai_generated"]:
+            facts.append("AI-generated (trainedAlgorithmicMedia)")
+        generation = manifest["generation"]
+        if generation:
+            facts.append(f"model {generation.get('model')}, job {generation.get('job_id')}")
+        table.add_row("manifest", "; ".join(facts))
+        for problem in manifest["problems"]:
+            table.add_row("", f"problem: {problem}")
+    if mark["found"]:
+        where = "this deployment" if mark["this_deployment"] else f"another deployment ({mark['server']})"
+        job = mark.get("job")
+        found = f"found: {where}, job {job['id'] if job else mark['job_id_prefix'] + '...'}"
+        if job:
+            found += f" (key {job['key_id']}, {job['model']}, {job['created']})"
+        table.add_row("watermark", found)
+    else:
+        table.add_row("watermark", "not found")
+    table.add_row("", f"confidence {mark['confidence']:.3f}, p-value {mark['p_value']:.2g}")
+    table.add_row("verdict", "made by openveo" if report["made_by_openveo"] else "no sign of openveo")
+    return table
 
 
 @db_app.command("upgrade")

@@ -89,6 +89,45 @@ class Settings(BaseSettings):
         default=True, description="Fetch http(s) image URLs given as image-to-video input."
     )
 
+    # Provenance (docs/provenance.md): every video is watermarked and carries signed Content Credentials.
+    watermark: bool = Field(
+        default=True, description="Embed the invisible watermark (deployment + job) in every video."
+    )
+    c2pa: bool = Field(default=True, description="Sign a C2PA manifest into every MP4.")
+    c2pa_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate chain (signing certificate first) for C2PA manifests "
+        "(default: one made in DATA_DIR/c2pa on first start).",
+    )
+    c2pa_key: Path | None = Field(default=None, description="PEM private key of OPENVEO_C2PA_CERT.")
+    c2pa_trust_anchors: Path | None = Field(
+        default=None, description="PEM root certificates `verify` trusts besides this data dir's own."
+    )
+
+    # Content policy (docs/provenance.md#content-policy): checked before a job is accepted.
+    blocked_terms: str | None = Field(
+        default=None, description="Words or phrases refused in prompts, comma-separated (any case)."
+    )
+    blocked_terms_file: Path | None = Field(
+        default=None, description="More blocked terms: one per line or comma-separated; # comments."
+    )
+    blocked_patterns: list[str] = Field(
+        default_factory=list, description="Regular expressions refused in prompts (a JSON list)."
+    )
+    moderation_url: str | None = Field(
+        default=None, description="Moderation webhook asked about every prompt before it is accepted."
+    )
+    moderation_token: str | None = Field(default=None, description="Bearer token for the moderation webhook.")
+    moderation_timeout_s: float = Field(default=10.0, gt=0)
+    moderation_fail_open: bool = Field(
+        default=False, description="Accept prompts when the moderation webhook fails (default: refuse)."
+    )
+    person_generation: Literal["dont_allow", "allow_adult", "allow_all"] = Field(
+        default="allow_adult",
+        description="People in videos: none, adults only (Veo's default), or all; requests may only "
+        "ask for stricter.",
+    )
+
     # Engine speed: docs/performance.md says what each knob does and what it costs.
     attention: str = Field(
         default="auto",
@@ -123,6 +162,18 @@ class Settings(BaseSettings):
     context_parallel: Literal["ulysses", "ring"] = Field(
         default="ulysses", description="How GPUs beyond CFG-parallel split the sequence."
     )
+
+    @field_validator("blocked_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        import re
+
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"blocked pattern {pattern!r} is not a regular expression: {exc}") from None
+        return patterns
 
     @field_validator("step_cache")
     @classmethod

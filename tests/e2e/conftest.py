@@ -5,6 +5,7 @@ client) exercise wire formats and use the SQLite server only."""
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from tests.conftest import postgres_database
 from tests.e2e.server import Server
+from tests.moderation import ModerationServer
 
 BACKENDS = ["sqlite", "postgresql"]
 WEBHOOK_ENV = {"OPENVEO_WEBHOOK_RETRY_S": "0.3"}
@@ -40,9 +42,25 @@ def tiny_models(models_root: Path) -> Path:
     return models_root
 
 
+# The protocol tests' server refuses these (tests/e2e/test_policy.py); no other test's prompt uses them.
+BLOCKED_TERM, BLOCKED_PATTERN = "forbidden fruit", r"\bcode\s*red\b"
+
+
 @pytest.fixture(scope="session")
-def sqlite_server(tmp_path_factory, tiny_models: Path):
-    with Server(tmp_path_factory.mktemp("served"), tiny_models, env=WEBHOOK_ENV) as running:
+def moderation() -> Iterator[ModerationServer]:
+    server = ModerationServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(tmp_path_factory, tiny_models: Path, moderation: ModerationServer):
+    policy = {
+        "OPENVEO_BLOCKED_TERMS": BLOCKED_TERM,
+        "OPENVEO_BLOCKED_PATTERNS": json.dumps([BLOCKED_PATTERN]),
+        "OPENVEO_MODERATION_URL": moderation.url,
+    }
+    with Server(tmp_path_factory.mktemp("served"), tiny_models, env={**WEBHOOK_ENV, **policy}) as running:
         yield running
 
 

@@ -28,7 +28,7 @@ def render(engine, catalog, path, **fields):
 
 
 @pytest.mark.parametrize("model", TINY_PRESETS)
-@pytest.mark.parametrize("duration", [5, 6, 7, 8])
+@pytest.mark.parametrize("duration", [5, 8])  # 6 and 7 s: frame counts in test_catalog
 @pytest.mark.parametrize("aspect", ["16:9", "9:16"])
 def test_every_tiny_preset_duration_and_orientation(engine, catalog, tmp_path, model, duration, aspect):
     preset = catalog.resolve(model)
@@ -114,13 +114,15 @@ def test_models_stay_resident(engine, catalog):
 
 
 def test_output_size_scales_and_crops_without_stretching(engine):
-    from openveo.engine.engine import _fit_frames
+    import torch
+
+    from openveo.engine.engine import _finish_frames
 
     # A frame whose left half is black and right half white: after fitting 160x96 into 1280x720 the
     # edge stays in the middle, so nothing was stretched sideways.
-    frames = np.zeros((2, 96, 160, 3), dtype=np.float32)
-    frames[:, :, 80:] = 1.0
-    fitted = _fit_frames(frames, 1280, 720)
+    frames = torch.zeros((2, 3, 96, 160))
+    frames[..., 80:] = 1.0
+    fitted = _finish_frames(frames, (1280, 720), None)
     assert fitted.shape == (2, 720, 1280, 3) and fitted.dtype == np.uint8
     row = fitted[0, 360, :, 0].astype(int)
     assert row[:600].max() < 10 and row[680:].min() > 245

@@ -12,11 +12,24 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from openveo import __version__, logs
-from openveo.api import admin, errors, files, google, jobs, metrics, models, openai, playground, segmind
+from openveo.api import (
+    admin,
+    errors,
+    files,
+    google,
+    jobs,
+    metrics,
+    models,
+    openai,
+    playground,
+    segmind,
+    verify,
+)
 from openveo.api.auth import RateLimiter
 from openveo.api.state import ApiState
 from openveo.api.watch import JobWatcher
 from openveo.config import Settings
+from openveo.service.policy import policy_from_settings
 from openveo.service.runtime import Runtime, open_runtime
 from openveo.service.webhooks import Dispatcher, key_secret
 from openveo.store.db import log_failure
@@ -32,7 +45,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt = runtime or open_runtime(settings)
         watcher = JobWatcher(rt.jobs, rt.wakeups)
         watcher.start()
-        app.state.openveo = ApiState(rt, watcher, RateLimiter(settings.rate_limit_per_minute))
+        app.state.openveo = ApiState(
+            rt, watcher, RateLimiter(settings.rate_limit_per_minute), policy_from_settings(settings)
+        )
         state = app.state.openveo
         tasks = [asyncio.create_task(_housekeeping(rt)), asyncio.create_task(_deliver_webhooks(state))]
         try:
@@ -59,6 +74,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(google.router)
     app.include_router(jobs.router)
+    app.include_router(verify.router)
     app.include_router(models.router)
     app.include_router(playground.router)
     app.include_router(admin.router)

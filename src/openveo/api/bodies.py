@@ -49,6 +49,14 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
     )
 
 
+async def read_bytes(request: Request, max_bytes: int) -> bytes:
+    """The raw body (an uploaded file sent as the body itself), within the limit."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
+    return await _read_limited(request, max_bytes)
+
+
 async def _read_limited(request: Request, max_bytes: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():

@@ -26,13 +26,13 @@ from openveo.api.state import ApiState, state_of
 from openveo.engine.catalog import UnknownModel
 from openveo.service.jobs import CANCELED, SUCCEEDED, Job, JobNotFound
 from openveo.service.keys import ApiKey
+from openveo.service.policy import PERSON_GENERATION
 
 router = APIRouter()
 
 VERTEX_VERSIONS = ("v1", "v1beta1")
 GEMINI_VERSIONS = ("v1beta", "v1", "v1alpha")
 RESOLUTIONS = {"720p": {"16:9": (1280, 720), "9:16": (720, 1280)}}
-PERSON_GENERATION = ("allow_adult", "dont_allow", "allow_all")
 DEFAULT_DURATION_S = 8  # Veo 2's default
 MAX_SEED = 2**32 - 1
 VERTEX_RESPONSE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
@@ -69,6 +69,7 @@ WIRE_NAMES = {
 
 _ERRORS = {
     "invalid": (400, "INVALID_ARGUMENT"),
+    "policy_violation": (400, "INVALID_ARGUMENT"),
     "unsupported_media": (400, "INVALID_ARGUMENT"),
     "unauthenticated": (401, "UNAUTHENTICATED"),
     "forbidden": (403, "PERMISSION_DENIED"),
@@ -225,6 +226,7 @@ async def _start(request: Request, model: str, model_path: str, protocol: str) -
         protocol=protocol,
         wire_names=WIRE_NAMES,
         extra=options,
+        people=options["person_generation"],
         webhook_url=_webhook_url(body.get("webhookConfig")),
     )
 

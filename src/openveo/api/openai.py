@@ -44,6 +44,7 @@ def matches(path: str) -> bool:
 # How openveo's error codes read in OpenAI's format: (status, type, code).
 _ERRORS = {
     "invalid": (400, "invalid_request_error", "invalid_value"),
+    "policy_violation": (400, "invalid_request_error", "moderation_blocked"),
     "unsupported_media": (400, "invalid_request_error", "unsupported_content_type"),
     "unauthenticated": (401, "invalid_request_error", "invalid_api_key"),
     "forbidden": (403, "invalid_request_error", "forbidden"),

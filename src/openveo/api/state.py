@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from openveo.api.watch import JobWatcher
 from openveo.service.billing import InsufficientCredits, to_micro
 from openveo.service.jobs import MAX_IDEMPOTENCY_KEY, Job
 from openveo.service.keys import ApiKey
-from openveo.service.requests import InvalidRequest, Limits, build_request
+from openveo.service.policy import ContentPolicy, ModerationUnavailable, PolicyViolation
+from openveo.service.requests import GenerationRequest, InvalidRequest, Limits, build_request
 from openveo.service.runtime import Runtime
 from openveo.service.webhooks import valid_url
 from openveo.store.blobs import BlobMissing
@@ -31,6 +33,7 @@ class ApiState:
     runtime: Runtime
     watcher: JobWatcher
     limiter: RateLimiter
+    policy: ContentPolicy
 
     @property
     def jobs(self):
@@ -59,10 +62,12 @@ class ApiState:
         protocol: str,
         wire_names: Mapping[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        people: str | None = None,
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Validate, rate-limit, price, reserve and queue: the one path every protocol submits through."""
+        """Validate, rate-limit, check the content policy, price, reserve and queue: the one path every
+        protocol submits through. `people` is Google's personGeneration, where the request gave one."""
         settings = self.settings
         limits = Limits(max_prompt_chars=settings.max_prompt_chars, max_image_bytes=settings.max_image_bytes)
         try:
@@ -75,6 +80,7 @@ class ApiState:
         if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise ApiError(422, f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters")
         self.limiter.check(key.id)
+        generation = await self._allowed(generation, key, protocol, people)
         preset = self.runtime.catalog.resolve(generation.model)
         cost = to_micro(preset.cost(generation.duration_s, generation.num_videos))
         job_extra = {"base_url": self.base_url(request), **(extra or {})}
@@ -94,6 +100,31 @@ class ApiState:
         logs.job_id.set(job.id)  # the rest of this request's log lines name its job
         log.info("job %s: queued for %s (%s, key %d)", job.id, job.model, protocol, key.id)
         return job
+
+    async def _allowed(
+        self, generation: GenerationRequest, key: ApiKey, protocol: str, people: str | None
+    ) -> GenerationRequest:
+        """The request as the content policy lets it run; a refusal is logged and never queued."""
+        context = {"model": generation.model, "protocol": protocol, "key_id": key.id}
+        try:
+            await run_in_threadpool(self.policy.check, generation.prompt, people=people, context=context)
+        except PolicyViolation as exc:
+            log.warning(
+                "prompt refused by the content policy (%s; %s, key %d): %s; prompt %r",
+                exc.source,
+                protocol,
+                key.id,
+                exc.reason,
+                generation.prompt[:200],
+            )
+            raise ApiError(400, str(exc), code="policy_violation", field="prompt") from None
+        except ModerationUnavailable as exc:
+            log.error("prompt not accepted: %s", exc)
+            raise ApiError(
+                503, "the content check is unavailable; try again shortly", headers={"Retry-After": "5"}
+            ) from None
+        negative = self.policy.negative_prompt(generation.negative_prompt, people)
+        return dataclasses.replace(generation, negative_prompt=negative)
 
     async def image(self, value: Any, field: str = "image") -> bytes | None:
         """An image input as bytes, within the configured size and URL policy."""

@@ -19,6 +19,7 @@ from openveo.config import Settings
 from openveo.engine.catalog import Catalog, Preset
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
+from openveo.provenance.watermark import watermark_pattern
 from openveo.service.requests import GenerationRequest
 
 # The request a warm-up runs per shape: two steps are enough to compile every graph a job will use.
@@ -45,6 +46,14 @@ class Generation:
     fps: int
     steps: int
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, summed over videos
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The keyed payload every frame of a video carries (provenance/watermark.py)."""
+
+    key: bytes
+    payload: int
 
 
 class Engine:
@@ -116,6 +125,7 @@ class Engine:
         on_progress: ProgressFn | None = None,
         should_cancel: CancelFn | None = None,
         decode: bool = True,
+        watermark: Watermark | None = None,
     ) -> Generation:
         """`decode=False` stops at the latents (a warm-up: the VAE is not compiled); no videos then."""
         if self.group is not None and self.group.leader:
@@ -141,8 +151,9 @@ class Engine:
             guidance=guidance,
             guidance_2=guidance_2,
         )
-        if not decode:
-            args["output_type"] = "latent"
+        # Decoded frames stay on the device as tensors: resizing, the watermark and the conversion to
+        # bytes run there (on the GPU when there is one), and only the finished uint8 frames move.
+        args["output_type"] = "pt" if decode else "latent"
         pipe = model.text_to_video
         if request.image is not None:
             pipe = model.image_to_video
@@ -173,10 +184,7 @@ class Engine:
                 frames = pipe(**call, generator=generator, callback_on_step_end=on_step_end).frames[0]
             if not decode:
                 continue
-            if request.output_size and request.output_size != (width, height):
-                videos.append(_fit_frames(frames, *request.output_size))
-            else:
-                videos.append(_to_uint8(frames))
+            videos.append(_finish_frames(frames, request.output_size or (width, height), watermark))
 
         return Generation(
             videos=videos,
@@ -217,20 +225,33 @@ def _fit_image(data: bytes, width: int, height: int) -> Image.Image:
     return ImageOps.fit(rgb, (width, height), method=Image.Resampling.LANCZOS)
 
 
-def _fit_frames(frames: np.ndarray, width: int, height: int, chunk: int = 16) -> np.ndarray:
-    """Scale float frames (T, H, W, 3) to cover width x height, then center-crop: bicubic with
-    antialiasing, so downscales do not alias and nothing is stretched. Returns uint8 frames; works in
-    chunks so that only the output is held at full size."""
-    source_h, source_w = frames.shape[1:3]
+def _finish_frames(
+    frames: torch.Tensor, size: tuple[int, int], watermark: Watermark | None, chunk: int = 16
+) -> np.ndarray:
+    """Float frames (T, 3, H, W) in [0, 1] → uint8 (T, height, width, 3) for the encoder, where the
+    frames are: scaled to cover `size` and center-cropped (bicubic with antialiasing, so downscales
+    do not alias and nothing is stretched), watermarked, rounded. In chunks, so that only the output
+    is held at full size."""
+    width, height = size
+    source_h, source_w = frames.shape[2:]
     scale = max(width / source_w, height / source_h)
     cover = (max(height, round(source_h * scale)), max(width, round(source_w * scale)))
     top, left = (cover[0] - height) // 2, (cover[1] - width) // 2
+    pattern = None
+    if watermark is not None:
+        offsets = watermark_pattern(watermark.key, watermark.payload, height, width)
+        pattern = torch.from_numpy(offsets).to(frames.device)
     out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
     for start in range(0, len(frames), chunk):
-        batch = torch.from_numpy(np.ascontiguousarray(frames[start : start + chunk])).permute(0, 3, 1, 2)
-        scaled = F.interpolate(batch.float(), size=cover, mode="bicubic", antialias=True, align_corners=False)
-        cropped = scaled[..., top : top + height, left : left + width]
-        out[start : start + chunk] = _to_uint8(cropped.permute(0, 2, 3, 1).numpy())
+        batch = frames[start : start + chunk].float()
+        if cover != (source_h, source_w):
+            batch = F.interpolate(batch, size=cover, mode="bicubic", antialias=True, align_corners=False)
+            batch = batch[..., top : top + height, left : left + width]
+        batch = batch.clamp(0.0, 1.0) * 255.0
+        if pattern is not None:
+            batch = batch + pattern
+        pixels = batch.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        out[start : start + chunk] = pixels.cpu().numpy()
     return out
 
 

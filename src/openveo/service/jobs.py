@@ -202,6 +202,14 @@ class Jobs:
             raise JobNotFound(job_id)
         return _job(row)
 
+    def by_prefix(self, prefix: str) -> Job | None:
+        """The job whose id starts with `prefix` (hex; what a watermark carries), deleted or not."""
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return None
+        with self.db.read() as conn:
+            row = conn.execute(_select_jobs().where(jobs.c.id.startswith(prefix)).limit(1)).first()
+        return _job(row) if row is not None else None
+
     def list(
         self, key_id: int, *, limit: int = 20, after: str | None = None, newest_first: bool = True
     ) -> tuple[list[Job], bool]:

@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 
 from openveo import logs
 from openveo.config import Settings
-from openveo.engine.engine import Canceled, Engine, Generation
+from openveo.engine.engine import Canceled, Engine, Generation, Watermark
 from openveo.engine.parallel import GroupBroken
 from openveo.engine.video import video_metadata, write_mp4, write_spritesheet, write_thumbnail
+from openveo.provenance.stamp import Stamp, open_stamp
 from openveo.service.jobs import ClaimedJob, Jobs
 from openveo.service.workers import PRESENCE_S, WorkerRegistry
 from openveo.store.blobs import Blobs
@@ -80,6 +81,7 @@ class Worker:
         models: list[str],
         doorbell: Bell | None = None,
         registry: WorkerRegistry | None = None,
+        stamp: Stamp | None = None,
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -88,6 +90,7 @@ class Worker:
         self.models = models
         self.doorbell = doorbell
         self.registry = registry
+        self.stamp = stamp  # watermark and Content Credentials (provenance/)
         self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.draining = threading.Event()
         self.interrupted = threading.Event()
@@ -192,6 +195,7 @@ class Worker:
                 request,
                 on_progress=lambda done, total: run.note(self._progress(job.id, done, total)),
                 should_cancel=lambda: run.cancel.is_set() or run.lost.is_set() or self.interrupted.is_set(),
+                watermark=self._watermark(job.id),
             )
         except Canceled:
             self._discard(attempt.folder)
@@ -225,6 +229,11 @@ class Worker:
         )
         self._finisher.start()
 
+    def _watermark(self, job_id: str) -> Watermark | None:
+        if self.stamp is None or self.stamp.watermark_key is None:
+            return None
+        return Watermark(self.stamp.watermark_key, self.stamp.payload(job_id))
+
     def wait_for_finisher(self) -> None:
         if self._finisher is not None:
             self._finisher.join()
@@ -249,6 +258,10 @@ class Worker:
                     crf=self.settings.video_crf,
                     metadata=metadata,
                 )
+                if self.stamp is not None:
+                    self.stamp.sign(
+                        staging / names["video"], model=generation.preset.name, seed=seed, job_id=job_id
+                    )
                 write_thumbnail(frames, staging / names["thumbnail"])
                 write_spritesheet(frames, staging / names["spritesheet"])
                 videos.append({**self._store(staging, folder, names), "seed": seed})
@@ -369,7 +382,8 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
     engine = Engine(settings, runtime.catalog, group)
     doorbell = runtime.wakeups.listen("worker")
     registry = WorkerRegistry(runtime.db)
-    worker = Worker(settings, runtime.jobs, runtime.blobs, engine, [model], doorbell, registry)
+    stamp = open_stamp(settings, runtime.db, runtime.secret)
+    worker = Worker(settings, runtime.jobs, runtime.blobs, engine, [model], doorbell, registry, stamp)
     worker.announce()
     try:
         worker.load()

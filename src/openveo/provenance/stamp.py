@@ -1,0 +1,50 @@
+"""What every video openveo makes carries, decided once per process from the settings: the watermark
+(key and payload) and the signed C2PA manifest. The worker and `openveo generate` share this."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from openveo.provenance import identity
+from openveo.provenance.manifest import Credentials, load_credentials, sign_mp4
+from openveo.service import anchors
+from openveo.store.db import Database
+
+
+@dataclass(frozen=True)
+class Stamp:
+    watermark_key: bytes | None  # None: OPENVEO_WATERMARK=false
+    server: int  # this deployment's fingerprint (16 bits)
+    credentials: Credentials | None  # None: OPENVEO_C2PA=false
+
+    def payload(self, job_id: str) -> int:
+        return identity.pack(self.server, job_id)
+
+    def sign(self, path: Path, *, model: str, seed: int, job_id: str | None) -> None:
+        if self.credentials is not None:
+            sign_mp4(
+                path, self.credentials, model=model, seed=seed, job_id=job_id, server=f"{self.server:04x}"
+            )
+
+
+def open_stamp(settings: Any, db: Database, secret: bytes) -> Stamp:
+    """From the settings and the deployment's secret (see service/links.py); a signing root made
+    here is published in the database, so every verifier of the deployment trusts it."""
+    credentials = None
+    if settings.c2pa:
+        credentials = load_credentials(settings.data_dir, settings.c2pa_cert, settings.c2pa_key)
+        if credentials.own_root_pem is not None:
+            anchors.publish(db, credentials.own_root_pem)
+    return Stamp(
+        watermark_key=identity.watermark_key(secret) if settings.watermark else None,
+        server=identity.server_fingerprint(secret),
+        credentials=credentials,
+    )
+
+
+def new_job_id() -> str:
+    """A job id for videos made outside the queue (`openveo generate`), shaped like the queue's."""
+    return secrets.token_hex(16)
