@@ -40,9 +40,15 @@ def verified(server, path: Path) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def made(server, tmp_path_factory) -> dict[str, Path]:
+def maker(server) -> str:
+    """The key that made the videos below."""
+    return server.new_key(credits=10.0)
+
+
+@pytest.fixture(scope="module")
+def made(server, maker, tmp_path_factory) -> dict[str, Path]:
     """One video from each protocol's own SDK."""
-    key, folder = server.new_key(credits=10.0), tmp_path_factory.mktemp("made")
+    key, folder = maker, tmp_path_factory.mktemp("made")
     videos = {}
     segmind = SegmindClient(api_key=key, base_url=f"{server.url}/v1", timeout=120)
     videos["segmind"] = folder / "segmind.mp4"
@@ -107,9 +113,9 @@ def test_what_survives_a_re_encode_and_what_a_foreign_video_shows(server, made, 
     assert any("mismatch" in p for p in report["manifest"]["problems"])
 
 
-def test_the_verify_endpoint(server, key, made):
+def test_the_verify_endpoint(server, maker, made):
     made = made["google"]
-    url, headers = f"{server.url}/v1/verify", {"x-api-key": key}
+    url, headers = f"{server.url}/v1/verify", {"x-api-key": maker}
     raw = httpx.post(
         url, content=made.read_bytes(), headers={**headers, "content-type": "video/mp4"}, timeout=60
     )
