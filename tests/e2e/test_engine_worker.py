@@ -58,10 +58,12 @@ def test_a_two_process_worker_group(tmp_path, tiny_models):
         # restarts the whole group, and the job runs again, charged once.
         follower = next(pid for pid in ranks if _rank(pid) == 1)
         job = httpx.post(
-            f"{server.url}/v1/jobs", json={"prompt": PROMPT, "model": "veo-2", "steps": 100}, headers=headers
+            f"{server.url}/v1/jobs",
+            json={"prompt": PROMPT, "model": "veo-2", "steps": 100, "duration_s": 8},
+            headers=headers,
         ).json()
         deadline = time.monotonic() + 120
-        while _job(server, job["id"], headers)["step"] < 5:
+        while _job(server, job["id"], headers)["step"] < 1:  # early: the tiny model's steps are quick
             assert time.monotonic() < deadline, server.log()
             time.sleep(0.02)
         os.kill(follower, signal.SIGKILL)
@@ -70,10 +72,10 @@ def test_a_two_process_worker_group(tmp_path, tiny_models):
             assert time.monotonic() < deadline, server.log()
             time.sleep(0.2)
         assert body["status"] == "succeeded", body
-        assert body["attempts"] == 2
-        assert "giving the job back" in server.log()
+        # Given back, not failed: a release does not count as a failed attempt.
+        assert "giving the job back" in server.log() and f"job {job['id']}: failed" not in server.log()
         credits = httpx.get(f"{server.url}/v1/get-user-credits", headers=headers).json()["credits"]
-        assert round(credits, 6) == round(1 - 3 * 0.05, 6)  # three jobs, each charged once
+        assert round(credits, 6) == round(1 - 2 * 0.05 - 0.08, 6)  # three jobs (5, 5, 8 s), each charged once
         restarted = server.worker_pids()
         assert len(restarted) == 2 and set(restarted).isdisjoint(ranks)  # a whole new group
     for pid in restarted:

@@ -181,7 +181,16 @@ class Engine:
 
             generator = torch.Generator("cpu").manual_seed(seed)  # CPU noise: the same on every device
             with clock.run(), _guided(model, args) as call:
-                frames = pipe(**call, generator=generator, callback_on_step_end=on_step_end).frames[0]
+                try:
+                    frames = pipe(**call, generator=generator, callback_on_step_end=on_step_end).frames[0]
+                except (Canceled, GroupBroken):
+                    raise
+                except Exception as exc:
+                    if self.group is not None and self.group.lost_peer(exc):
+                        raise GroupBroken(
+                            f"rank {self.group.rank}: a peer of the group is gone ({exc})"
+                        ) from exc
+                    raise
             if not decode:
                 continue
             videos.append(_finish_frames(frames, request.output_size or (width, height), watermark))

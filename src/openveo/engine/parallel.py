@@ -112,6 +112,14 @@ class Group:
             raise GroupBroken(f"rank {self.rank}: a peer of the group is gone ({exc})") from exc
         return bool(vote.item())
 
+    def lost_peer(self, exc: BaseException) -> bool:
+        """Whether an error raised inside the model is a collective that lost its peer (a rank died
+        mid-step, in an all-gather of CFG-parallel or context parallelism), not the job's own."""
+        if isinstance(exc, getattr(dist, "DistError", ())):
+            return True
+        text = str(exc)
+        return any(sign in text for sign in ("gloo", "NCCL", "Connection reset by peer", "Connection closed"))
+
     def close(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
