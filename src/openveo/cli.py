@@ -176,16 +176,16 @@ def _run_generation(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from openveo.engine.engine import Canceled, Engine, Watermark
+    from openveo.engine.engine import Canceled, Engine
     from openveo.engine.pipelines import quiet_libraries
     from openveo.engine.video import video_metadata, write_mp4, write_thumbnail
     from openveo.engine.weights import ModelNotAvailable
-    from openveo.provenance.stamp import new_job_id
+    from openveo.service.jobs import new_job_id
 
     quiet_libraries(logging.getLogger().isEnabledFor(logging.INFO))
     stamp = _stamp(settings)
     job_id = new_job_id()  # what the watermark and the manifest name this video by
-    watermark = Watermark(stamp.watermark_key, stamp.payload(job_id)) if stamp.watermark_key else None
+    watermark = stamp.watermark(job_id)
     engine = Engine(settings, catalog)
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

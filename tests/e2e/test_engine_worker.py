@@ -36,8 +36,9 @@ def _job(server: Server, job_id: str, headers: dict) -> dict:
 
 def test_a_two_process_worker_group(tmp_path, tiny_models):
     # Provenance off on both sides: the watermark names the job and the manifest is signed afresh,
-    # and this test compares the arithmetic, byte for byte.
-    unmarked = {"OPENVEO_WATERMARK": "false", "OPENVEO_C2PA": "false"}
+    # and this test compares the arithmetic, byte for byte. One CPU thread per process on both sides
+    # too: CPU kernels split their sums by thread count, so 1 thread and 2 round differently.
+    unmarked = {"OPENVEO_WATERMARK": "false", "OPENVEO_C2PA": "false", "OMP_NUM_THREADS": "1"}
     server = Server(tmp_path / "group", tiny_models, env={"OPENVEO_GPUS_PER_VIDEO": "2", **unmarked})
     with server:
         ranks = server.wait_for_workers(2)

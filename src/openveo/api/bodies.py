@@ -20,11 +20,8 @@ FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
     """The body's fields; uploaded files become bytes. Unsupported content types answer 406."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
     if kind in ("application/json", "") or kind.endswith("+json"):
-        raw = await _read_limited(request, max_bytes)
+        raw = await read_bytes(request, max_bytes)
         if not raw.strip():
             return {}
         try:
@@ -35,7 +32,7 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
             raise ApiError(422, "the JSON body must be an object of fields")
         return body
     if kind in FORM_TYPES:
-        await _read_limited(request, max_bytes)  # enforce the limit before parsing (it is cached)
+        await read_bytes(request, max_bytes)  # enforce the limit before parsing (it is cached)
         form = await request.form(max_part_size=max_bytes)
         fields: dict[str, Any] = {}
         for name, value in form.multi_items():
@@ -50,7 +47,7 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
 
 
 async def read_bytes(request: Request, max_bytes: int) -> bytes:
-    """The raw body (an uploaded file sent as the body itself), within the limit."""
+    """The raw body, refused early when its declared length is over the limit."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)

@@ -11,12 +11,11 @@ from starlette.concurrency import run_in_threadpool
 
 from openveo.api.bodies import FORM_TYPES, read_bytes, read_fields
 from openveo.api.errors import ApiError
+from openveo.api.jobs import MISSING_KEY
 from openveo.api.state import state_of
 from openveo.provenance.verify import NotAVideo, open_verifier
 
 router = APIRouter()
-
-MISSING_KEY = "missing API key: send x-api-key or Authorization: Bearer"
 
 
 @router.post("/v1/verify")

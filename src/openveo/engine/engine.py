@@ -19,6 +19,7 @@ from openveo.config import Settings
 from openveo.engine.catalog import Catalog, Preset
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
+from openveo.provenance.identity import Watermark
 from openveo.provenance.watermark import watermark_pattern
 from openveo.service.requests import GenerationRequest
 
@@ -46,14 +47,6 @@ class Generation:
     fps: int
     steps: int
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, summed over videos
-
-
-@dataclass(frozen=True)
-class Watermark:
-    """The keyed payload every frame of a video carries (provenance/watermark.py)."""
-
-    key: bytes
-    payload: int
 
 
 class Engine:

@@ -28,6 +28,14 @@ def pack(server: int, job_id: str) -> int:
 
 
 @dataclass(frozen=True)
+class Watermark:
+    """The keyed payload every frame of one job's videos carries (the engine embeds it)."""
+
+    key: bytes
+    payload: int
+
+
+@dataclass(frozen=True)
 class Origin:
     server: int  # the deployment's 16-bit fingerprint
     job_prefix: str  # the first 12 hex digits of the job id

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,11 @@ class Stamp:
     server: int  # this deployment's fingerprint (16 bits)
     credentials: Credentials | None  # None: OPENVEO_C2PA=false
 
-    def payload(self, job_id: str) -> int:
-        return identity.pack(self.server, job_id)
+    def watermark(self, job_id: str) -> identity.Watermark | None:
+        """What the engine embeds in this job's frames (None when the watermark is off)."""
+        if self.watermark_key is None:
+            return None
+        return identity.Watermark(self.watermark_key, identity.pack(self.server, job_id))
 
     def sign(self, path: Path, *, model: str, seed: int, job_id: str | None) -> None:
         if self.credentials is not None:
@@ -43,8 +45,3 @@ def open_stamp(settings: Any, db: Database, secret: bytes) -> Stamp:
         server=identity.server_fingerprint(secret),
         credentials=credentials,
     )
-
-
-def new_job_id() -> str:
-    """A job id for videos made outside the queue (`openveo generate`), shaped like the queue's."""
-    return secrets.token_hex(16)

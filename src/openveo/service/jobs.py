@@ -109,6 +109,11 @@ class QueuePolicy:
     queue_timeout_s: float = 24 * 3600.0
 
 
+def new_job_id() -> str:
+    """Random lowercase hex: Google's SDK needs [a-z0-9] ids, and a watermark carries 48 bits of one."""
+    return secrets.token_hex(16)
+
+
 class JobNotFound(LookupError):
     pass
 
@@ -147,7 +152,7 @@ class Jobs:
     ) -> Job:
         """Reserve the cost and queue the job in one transaction; raises `InsufficientCredits`."""
         now = time.time()
-        job_id = secrets.token_hex(16)
+        job_id = new_job_id()
         fields = dataclasses.asdict(request)
         image = fields.pop("image")
         try:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from openveo import logs
 from openveo.config import Settings
-from openveo.engine.engine import Canceled, Engine, Generation, Watermark
+from openveo.engine.engine import Canceled, Engine, Generation
 from openveo.engine.parallel import GroupBroken
 from openveo.engine.video import video_metadata, write_mp4, write_spritesheet, write_thumbnail
 from openveo.provenance.stamp import Stamp, open_stamp
@@ -195,7 +195,7 @@ class Worker:
                 request,
                 on_progress=lambda done, total: run.note(self._progress(job.id, done, total)),
                 should_cancel=lambda: run.cancel.is_set() or run.lost.is_set() or self.interrupted.is_set(),
-                watermark=self._watermark(job.id),
+                watermark=self.stamp.watermark(job.id) if self.stamp else None,
             )
         except Canceled:
             self._discard(attempt.folder)
@@ -228,11 +228,6 @@ class Worker:
             target=context.run, args=(self._finish, attempt, generation), name=f"finish-{job.id}"
         )
         self._finisher.start()
-
-    def _watermark(self, job_id: str) -> Watermark | None:
-        if self.stamp is None or self.stamp.watermark_key is None:
-            return None
-        return Watermark(self.stamp.watermark_key, self.stamp.payload(job_id))
 
     def wait_for_finisher(self) -> None:
         if self._finisher is not None:
