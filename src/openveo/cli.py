@@ -555,6 +555,39 @@ def keys_list(database_url: DatabaseUrl = None, data_dir: DataDir = None) -> Non
     out.print(table)
 
 
+@app.command()
+def refusals(
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
+    key: Annotated[int | None, typer.Option(help="Only this key's (its id).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print them as a JSON array.")] = False,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Prompts the content policy refused, on every API server of the deployment: when, which key,
+    protocol and model, which rule (terms, patterns, people, moderation), why, and the prompt."""
+    import dataclasses
+    import json
+
+    from openveo.service.refusals import recent
+
+    found = recent(_database(_settings(data_dir, database_url=database_url)), limit=limit, key_id=key)
+    if as_json:
+        out.print_json(json.dumps([dataclasses.asdict(refusal) for refusal in found]))
+        return
+    table = Table("when", "key", "protocol", "model", "rule", "reason", "prompt")
+    for refusal in found:
+        table.add_row(
+            _when(refusal.created_at),
+            str(refusal.key_id),
+            refusal.protocol,
+            refusal.model,
+            refusal.source,
+            refusal.reason,
+            refusal.prompt[:80],
+        )
+    out.print(table)
+
+
 @keys_app.command("revoke")
 def keys_revoke(
     key: Annotated[str, typer.Argument(help="The key itself, its id or its prefix.")],

@@ -3,6 +3,8 @@ no job and costs nothing; personGeneration is enforced on Google's routes."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -13,7 +15,8 @@ from segmind import SegmindClient
 from segmind.exceptions import SegmindError
 from sqlalchemy import func, select
 
-from openveo.store.schema import jobs
+from openveo.store.schema import jobs, refusals
+from tests.e2e.test_operations import scrape
 from tests.moderation import BREAK, FLAG
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -43,8 +46,26 @@ def vertex(server, key: str) -> genai.Client:
     return genai.Client(enterprise=True, api_key=key, http_options=types.HttpOptions(base_url=server.url))
 
 
+def refusal_rows(server, prompts: list[str]) -> list:
+    db = server.database()
+    try:
+        with db.read() as conn:
+            return list(conn.execute(select(refusals).where(refusals.c.prompt.in_(prompts))))
+    finally:
+        db.dispose()
+
+
+def refused_metric(server) -> dict[tuple, float]:
+    return {
+        labels: value
+        for (name, labels), value in scrape(server).items()
+        if name == "openveo_prompts_refused_total"
+    }
+
+
 def test_a_blocked_prompt_is_refused_on_every_protocol_without_a_charge(server, key):
     before = job_count(server)
+    counted_before = refused_metric(server)
     segmind = SegmindClient(api_key=key, base_url=f"{server.url}/v1")
     google = vertex(server, key)
     sora = OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
@@ -69,6 +90,23 @@ def test_a_blocked_prompt_is_refused_on_every_protocol_without_a_charge(server, 
     assert "violence" in str(caught.value.detail)  # the moderation service's category reaches the caller
     assert credits(server, key) == 10 and job_count(server) == before
     assert "prompt refused by the content policy (moderation; native, key" in server.log()
+
+    # Each refusal is in the deployment's audit table, and counted in /metrics by protocol and rule.
+    rows = refusal_rows(server, prompts)
+    rule = {prompts[0]: "terms", prompts[1]: "patterns", prompts[2]: "moderation"}
+    assert len(rows) == 4 * len(prompts) and all(row.source == rule[row.prompt] for row in rows)
+    assert {row.protocol for row in rows} >= {"openai", "native"} and len({row.protocol for row in rows}) == 4
+    assert all(VIOLATION not in row.reason and row.reason for row in rows)  # the rule's own words
+    counted = refused_metric(server)
+    for row in rows:
+        labels = (("protocol", row.protocol), ("source", row.source))
+        assert counted[labels] - counted_before.get(labels, 0) == sum(
+            (r.protocol, r.source) == (row.protocol, row.source) for r in rows
+        )
+    listed = server.cli("refusals", "--key", str(rows[0].key_id), "--json")
+    assert listed.returncode == 0, listed.stderr
+    audit = json.loads(listed.stdout)
+    assert {entry["prompt"] for entry in audit} >= set(prompts) and audit[0]["id"] > audit[-1]["id"]
 
 
 def test_a_failing_moderation_service_refuses_with_a_retryable_error(server, key):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openveo.service import keys
+from openveo.service import keys, refusals
 from openveo.service.billing import to_micro
 from openveo.service.jobs import Jobs, QueuePolicy
 from openveo.service.metrics import LATENCY_BUCKETS, STEP_BUCKETS, deployment_stats
@@ -48,3 +48,27 @@ def test_counts_follow_the_jobs(database):
     assert cumulative == [sum(v <= bound for v in (0.03, 0.3)) for bound in STEP_BUCKETS]
     latency, count, _ = stats.latency.by_model["tiny-wan2.2"]
     assert count == 2 and latency == [2] * len(LATENCY_BUCKETS)  # done within a second
+
+
+def test_refusals_are_kept_listed_and_counted(database):
+    assert deployment_stats(database).refused == {} and refusals.recent(database) == []
+    for protocol, source, key_id in [
+        ("openai", "terms", 1),
+        ("openai", "terms", 2),
+        ("google", "moderation", 1),
+    ]:
+        refusals.record(
+            database,
+            key_id=key_id,
+            protocol=protocol,
+            model="tiny-wan2.2",
+            source=source,
+            reason="it contains the blocked term 'x'",
+            prompt="x" * (refusals.PROMPT_CHARS + 50),
+        )
+    assert deployment_stats(database).refused == {("openai", "terms"): 2, ("google", "moderation"): 1}
+    newest = refusals.recent(database)
+    assert [r.protocol for r in newest] == ["google", "openai", "openai"]  # newest first
+    assert len(newest[0].prompt) == refusals.PROMPT_CHARS  # a long prompt is kept only in part
+    assert [r.key_id for r in refusals.recent(database, key_id=2)] == [2]
+    assert len(refusals.recent(database, limit=1)) == 1

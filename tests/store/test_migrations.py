@@ -40,8 +40,7 @@ def test_processes_starting_together_migrate_one_at_a_time(database):
     from sqlalchemy import text
 
     with database.engine.begin() as conn:  # back to an empty database
-        for table in ("workers", "server_secrets", "webhook_deliveries", "jobs", "ledger", "api_keys"):
-            conn.execute(text(f"DROP TABLE {table}"))
+        metadata.drop_all(conn)
         conn.execute(text("DROP TABLE alembic_version"))
     script = "import sys; from openveo.store.db import Database; Database(sys.argv[1]).upgrade()"
     url = database.engine.url.render_as_string(hide_password=False)

@@ -52,6 +52,14 @@ class _Families(Collector):
             "Credits charged for succeeded jobs.",
             value=to_credits(stats.charged_micro),
         )
+        refused = CounterMetricFamily(
+            "openveo_prompts_refused",
+            "Prompts the content policy refused (never queued, never charged), by rule.",
+            labels=["protocol", "source"],
+        )
+        for (protocol, source), count in sorted(stats.refused.items()):
+            refused.add_metric([protocol, source], count)
+        yield refused
 
 
 def _gauge(name: str, documentation: str, by_model: dict[str, int]) -> Metric:

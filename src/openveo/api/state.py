@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from openveo import logs
@@ -16,6 +17,7 @@ from openveo.api.auth import RateLimiter, key_from_headers, require_key
 from openveo.api.bodies import image_bytes
 from openveo.api.errors import ApiError
 from openveo.api.watch import JobWatcher
+from openveo.service import refusals
 from openveo.service.billing import InsufficientCredits, to_micro
 from openveo.service.jobs import MAX_IDEMPOTENCY_KEY, Job
 from openveo.service.keys import ApiKey
@@ -117,6 +119,7 @@ class ApiState:
                 exc.reason,
                 generation.prompt[:200],
             )
+            await run_in_threadpool(self._record_refusal, exc, generation, key, protocol)
             raise ApiError(400, str(exc), code="policy_violation", field="prompt") from None
         except ModerationUnavailable as exc:
             log.error("prompt not accepted: %s", exc)
@@ -125,6 +128,23 @@ class ApiState:
             ) from None
         negative = self.policy.negative_prompt(generation.negative_prompt, people)
         return dataclasses.replace(generation, negative_prompt=negative)
+
+    def _record_refusal(
+        self, refusal: PolicyViolation, generation: GenerationRequest, key: ApiKey, protocol: str
+    ) -> None:
+        """Into the audit table; the caller gets its refusal whether or not the database takes it."""
+        try:
+            refusals.record(
+                self.runtime.db,
+                key_id=key.id,
+                protocol=protocol,
+                model=generation.model,
+                source=refusal.source,
+                reason=refusal.reason,
+                prompt=generation.prompt,
+            )
+        except SQLAlchemyError as exc:
+            log.error("refusal not recorded (database): %s", exc.__class__.__name__)
 
     async def image(self, value: Any, field: str = "image") -> bytes | None:
         """An image input as bytes, within the configured size and URL policy."""

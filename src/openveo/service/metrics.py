@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Float, case, cast, func, literal, select
 
+from openveo.service import refusals
 from openveo.service.workers import WorkerRegistry
 from openveo.store.db import Database
 from openveo.store.schema import jobs
@@ -37,6 +38,7 @@ class DeploymentStats:
     charged_micro: int = 0
     latency: Histogram = field(default_factory=lambda: Histogram(LATENCY_BUCKETS, {}))  # submit → video
     step: Histogram = field(default_factory=lambda: Histogram(STEP_BUCKETS, {}))  # seconds per step
+    refused: dict[tuple[str, str], int] = field(default_factory=dict)  # (protocol, policy rule) → prompts
 
 
 def deployment_stats(db: Database) -> DeploymentStats:
@@ -64,6 +66,7 @@ def deployment_stats(db: Database) -> DeploymentStats:
     known = registry.all()
     serving = registry.serving(known)  # 0 for a model whose workers have all gone: an alert can fire on it
     stats.live_workers = {model: serving[model] for worker in known for model in worker.models}
+    stats.refused = refusals.counts(db)
     return stats
 
 

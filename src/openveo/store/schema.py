@@ -126,3 +126,18 @@ server_secrets = Table(
     Column("value", Text, nullable=False),  # hex
     Column("created_at", Float, nullable=False),
 )
+
+# Prompts the content policy refused: never jobs, never charged, but an operator audits them.
+refusals = Table(
+    "refusals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", Float, nullable=False),
+    Column("key_id", Integer, nullable=False),
+    Column("protocol", String(20), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("source", String(20), nullable=False),  # terms | patterns | people | moderation
+    Column("reason", Text, nullable=False),
+    Column("prompt", Text, nullable=False),  # its first PROMPT_CHARS characters
+    Index("ix_refusals_created", "created_at"),
+)
