@@ -107,6 +107,33 @@ def natural_scene(width: int, height: int, frames: int, seed: int = 7) -> np.nda
     return out
 
 
+def tiny_model(width: int, height: int, frames: int) -> np.ndarray:
+    """The tiny test model's random-weight output (what the test suite's videos hold), built offline and
+    run through openveo's engine, which scales it to this size as it does for an OpenAI-protocol size:
+    a 96x160 native frame, 7.5x at 720p, whose VAE leaves a strong 2-px grid that lands on the mark's
+    chips. Its own frame count (41: 5 s at the tiny presets' 8 fps), whatever `frames` says."""
+    from openveo.config import Settings
+    from openveo.engine.catalog import Catalog
+    from openveo.engine.engine import Engine
+    from openveo.engine.tiny import ensure_tiny
+    from openveo.engine.weights import local_dir
+    from openveo.service.requests import GenerationRequest
+
+    catalog, models = Catalog(), Path(tempfile.gettempdir()) / "openveo-bench-models"
+    preset = catalog.resolve("tiny")
+    ensure_tiny(preset.repo, local_dir(preset, models))
+    with tempfile.TemporaryDirectory() as data_dir:
+        engine = Engine(Settings(data_dir=Path(data_dir), models_dir=models, device="cpu"), catalog)
+        request = GenerationRequest(
+            prompt="a lighthouse at dusk",
+            model=preset.name,
+            seed=width * height,
+            aspect_ratio="16:9" if width >= height else "9:16",
+            output_size=(width, height),
+        )
+        return engine.generate(request).videos[0]
+
+
 SOURCES: dict[str, Callable[[int, int, int], np.ndarray]] = {
     "natural": natural_scene,
     "testsrc2": lambda w, h, n: lavfi(f"testsrc2=size={w}x{h}:rate={FPS}", w, h, n),
@@ -123,6 +150,7 @@ SOURCES: dict[str, Callable[[int, int, int], np.ndarray]] = {
         f"smptehdbars=size={w}x{h}:rate={FPS},scroll=horizontal=0.004", w, h, n
     ),
     "rgbtestsrc": lambda w, h, n: lavfi(f"rgbtestsrc=size={w}x{h}:rate={FPS}", w, h, n),
+    "tiny": tiny_model,
 }
 
 

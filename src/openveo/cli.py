@@ -695,9 +695,11 @@ def verify(
     does not). Exit status: 0 made by openveo, 1 no sign of openveo, 2 not readable."""
     import json
 
-    from openveo.provenance.verify import NotAVideo, open_verifier
+    from openveo.provenance.verify import NotAVideo, open_verifier, stored_original
     from openveo.service.jobs import Jobs
     from openveo.service.links import load_secret
+    from openveo.service.runtime import result_store
+    from openveo.store.blobs import StorageUnavailable
 
     if not file.is_file():
         raise _fail(f"no such file: {file}")
@@ -715,7 +717,13 @@ def verify(
         }
 
     try:
-        report = open_verifier(settings, db, load_secret(db, settings.data_dir), find_job).verify(file)
+        original = stored_original(jobs, result_store(settings))
+    except StorageUnavailable as exc:  # the check goes on without the originals
+        err.print(f"[yellow]result store unavailable ({exc}); originals' manifests not looked up[/]")
+        original = None
+    try:
+        verifier = open_verifier(settings, db, load_secret(db, settings.data_dir), find_job, original)
+        report = verifier.verify(file)
     except NotAVideo as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -734,23 +742,12 @@ def _verify_table(report: dict) -> Table:
     if not manifest["present"]:
         table.add_row("manifest", "none (no C2PA manifest; re-encoding or editing removes it)")
     else:
-        trust = (
-            "trusted"
-            if manifest["trusted"]
-            else "valid, signer not trusted here"
-            if manifest["valid"]
-            else "INVALID"
-        )
-        facts = [trust, f"signed by {manifest['signer']} ({manifest['issuer']})"]
-        if manifest["ai_generated"]:
-            facts.append("AI-generated (trainedAlgorithmicMedia)")
-        generation = manifest["generation"]
-        if generation:
-            facts.append(f"model {generation.get('model')}, job {generation.get('job_id')}")
-        table.add_row("manifest", "; ".join(facts))
+        table.add_row("manifest", _manifest_facts(manifest))
         for problem in manifest["problems"]:
             table.add_row("", f"problem: {problem}")
-    if mark["found"]:
+    if mark["found"] and mark["payload"] is None:
+        table.add_row("watermark", "found, but too damaged to read whose it is")
+    elif mark["found"]:
         where = "this deployment" if mark["this_deployment"] else f"another deployment ({mark['server']})"
         job = mark.get("job")
         found = f"found: {where}, job {job['id'] if job else mark['job_id_prefix'] + '...'}"
@@ -760,8 +757,29 @@ def _verify_table(report: dict) -> Table:
     else:
         table.add_row("watermark", "not found")
     table.add_row("", f"confidence {mark['confidence']:.3f}, p-value {mark['p_value']:.2g}")
+    if recovered := report.get("recovered_manifest"):
+        binding = (
+            "its soft binding names this watermark" if recovered["binds_this_video"] else "NOT bound to it"
+        )
+        table.add_row("original", f"the job's stored video: {_manifest_facts(recovered)}; {binding}")
     table.add_row("verdict", "made by openveo" if report["made_by_openveo"] else "no sign of openveo")
     return table
+
+
+def _manifest_facts(manifest: dict) -> str:
+    trust = (
+        "trusted"
+        if manifest["trusted"]
+        else "valid, signer not trusted here"
+        if manifest["valid"]
+        else "INVALID"
+    )
+    facts = [trust, f"signed by {manifest['signer']} ({manifest['issuer']})"]
+    if manifest["ai_generated"]:
+        facts.append("AI-generated (trainedAlgorithmicMedia)")
+    if generation := manifest["generation"]:
+        facts.append(f"model {generation.get('model')}, job {generation.get('job_id')}")
+    return "; ".join(facts)
 
 
 @db_app.command("upgrade")

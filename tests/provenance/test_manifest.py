@@ -24,7 +24,15 @@ def mp4(tmp_path_factory) -> Path:
 def signed_copy(mp4: Path, folder: Path, credentials) -> Path:
     path = folder / "signed.mp4"
     shutil.copy(mp4, path)
-    sign_mp4(path, credentials, model="tiny-ltx", seed=7, job_id="ab" * 16, server="beef")
+    sign_mp4(
+        path,
+        credentials,
+        model="tiny-ltx",
+        seed=7,
+        job_id="ab" * 16,
+        server="beef",
+        watermark=0xBEEF << 48 | 0xABAB,
+    )
     return path
 
 
@@ -38,6 +46,7 @@ def test_a_made_signer_is_trusted_by_its_root_and_only_valid_elsewhere(mp4, tmp_
         "service": "openveo", "server": "beef", "model": "tiny-ltx", "seed": 7, "job_id": "ab" * 16
     }  # fmt: skip
     assert report.signer.startswith("openveo on ") and report.issuer == "openveo"
+    assert report.soft_binding == "beef00000000abab"  # the watermark's payload, declared
     assert (tmp_path / "ours" / "c2pa" / "signer.key").stat().st_mode & 0o077 == 0
 
     theirs = load_credentials(tmp_path / "theirs")

@@ -13,7 +13,7 @@ from openveo.api.bodies import FORM_TYPES, read_bytes, read_fields
 from openveo.api.errors import ApiError
 from openveo.api.jobs import MISSING_KEY
 from openveo.api.state import state_of
-from openveo.provenance.verify import NotAVideo, open_verifier
+from openveo.provenance.verify import NotAVideo, open_verifier, stored_original
 
 router = APIRouter()
 
@@ -53,7 +53,8 @@ async def verify(request: Request) -> dict[str, Any]:
         )
 
     def check() -> dict[str, Any]:
-        verifier = open_verifier(state.settings, runtime.db, runtime.secret, own_job)
+        original = stored_original(runtime.jobs, runtime.blobs, key_id=key.id)
+        verifier = open_verifier(state.settings, runtime.db, runtime.secret, own_job, original)
         with tempfile.TemporaryDirectory(prefix="openveo-verify-") as folder:
             path = Path(folder) / "upload.mp4"
             path.write_bytes(data)

@@ -31,6 +31,10 @@ from openveo import __version__
 
 AI_GENERATED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 GENERATION_LABEL = "org.openveo.generation"
+# The watermark, declared as the manifest's soft binding: a copy that lost its manifest (re-encoded)
+# still carries the payload, and the payload finds the job and so the original's manifest. A private
+# algorithm name: openveo's watermark is not in C2PA's soft-binding algorithm list.
+SOFT_BINDING_LABEL, SOFT_BINDING_ALG = "c2pa.soft-binding", "org.openveo.watermark.1"
 CERT_DAYS = 10 * 365
 
 
@@ -149,9 +153,17 @@ def _algorithm(key_pem: bytes) -> c2pa.C2paSigningAlg:
 
 
 def sign_mp4(
-    path: Path, credentials: Credentials, *, model: str, seed: int, job_id: str | None, server: str
+    path: Path,
+    credentials: Credentials,
+    *,
+    model: str,
+    seed: int,
+    job_id: str | None,
+    server: str,
+    watermark: int | None = None,
 ) -> None:
-    """Embed the manifest into the MP4 at `path`, replacing it whole (never a half-signed file)."""
+    """Embed the manifest into the MP4 at `path`, replacing it whole (never a half-signed file);
+    `watermark` is the payload the frames carry, declared as the soft binding."""
     generation = {"service": "openveo", "server": server, "model": model, "seed": seed, "job_id": job_id}
     manifest = {
         "claim_generator_info": [{"name": "openveo", "version": __version__}],
@@ -174,6 +186,11 @@ def sign_mp4(
             {"label": GENERATION_LABEL, "data": generation},
         ],
     }
+    if watermark is not None:
+        block = {"scope": {}, "value": f"{watermark:016x}"}
+        manifest["assertions"].append(
+            {"label": SOFT_BINDING_LABEL, "data": {"alg": SOFT_BINDING_ALG, "blocks": [block]}}
+        )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".c2pa", dir=path.parent)
     os.close(fd)
     os.unlink(tmp)  # the signer writes the file itself
@@ -197,6 +214,7 @@ class ManifestReport:
     generator: str | None = None
     ai_generated: bool = False
     generation: dict[str, Any] = field(default_factory=dict)  # openveo's own assertion, when present
+    soft_binding: str | None = None  # the watermark payload (hex) the manifest declares, when present
     problems: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -234,5 +252,13 @@ def read_manifest(path: Path, anchors: bytes = b"") -> ManifestReport:
         generator=" ".join(str(generator.get(k)) for k in ("name", "version") if generator.get(k)) or None,
         ai_generated=any(a.get("digitalSourceType") == AI_GENERATED for a in actions),
         generation=assertions.get(GENERATION_LABEL) or {},
+        soft_binding=_soft_binding(assertions.get(SOFT_BINDING_LABEL)),
         problems=problems,
     )
+
+
+def _soft_binding(assertion: Any) -> str | None:
+    if not isinstance(assertion, dict) or assertion.get("alg") != SOFT_BINDING_ALG:
+        return None
+    blocks = assertion.get("blocks") or [{}]
+    return blocks[0].get("value") if isinstance(blocks[0], dict) else None

@@ -27,8 +27,15 @@ class Stamp:
 
     def sign(self, path: Path, *, model: str, seed: int, job_id: str | None) -> None:
         if self.credentials is not None:
+            mark = self.watermark(job_id) if job_id else None
             sign_mp4(
-                path, self.credentials, model=model, seed=seed, job_id=job_id, server=f"{self.server:04x}"
+                path,
+                self.credentials,
+                model=model,
+                seed=seed,
+                job_id=job_id,
+                server=f"{self.server:04x}",
+                watermark=mark.payload if mark else None,
             )
 
 

@@ -3,6 +3,7 @@ by `openveo verify` and `POST /v1/verify`. Torch-free: the API process runs it."
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +13,11 @@ import av
 import numpy as np
 
 from openveo.provenance import identity
-from openveo.provenance.manifest import read_manifest
+from openveo.provenance.manifest import ManifestReport, read_manifest
 from openveo.provenance.watermark import MAX_FRAMES, detect
 from openveo.service import anchors
+from openveo.service.jobs import Jobs
+from openveo.store.blobs import BlobMissing, Blobs
 from openveo.store.db import Database
 
 
@@ -28,11 +31,13 @@ class Verifier:
     server: int  # the deployment's fingerprint
     anchors: bytes  # C2PA roots to trust (PEM)
     find_job: Callable[[str], Any] | None = None  # job-id prefix -> job (or None)
+    find_original: Callable[[str], bytes | None] | None = None  # job-id prefix -> its stored MP4
 
     def verify(self, path: Path) -> dict[str, Any]:
         frames = read_frames(path)
         manifest = read_manifest(path, self.anchors)
         detection = detect(frames, self.key)
+        recovered = None
         watermark: dict[str, Any] = {
             "found": detection.found,
             "confidence": round(detection.bit_confidence, 4),
@@ -49,13 +54,31 @@ class Verifier:
             )
             job = self.find_job(origin.job_prefix) if self.find_job and origin.server == self.server else None
             watermark["job"] = job
+            if job is not None and not manifest.valid and self.find_original is not None:
+                original = self._original_manifest(origin.job_prefix)
+                if original is not None:
+                    binds = original.soft_binding == watermark["payload"]
+                    recovered = {**original.as_dict(), "binds_this_video": binds}
         return {
             "file": path.name,
             "frames_checked": len(frames),
             "manifest": manifest.as_dict(),
             "watermark": watermark,
+            "recovered_manifest": recovered,
             "made_by_openveo": (manifest.valid and manifest.ai_generated) or detection.found,
         }
+
+    def _original_manifest(self, job_prefix: str) -> ManifestReport | None:
+        """The manifest of the job's own stored video: what this copy lost, found through its
+        watermark (the soft binding), while the original is retained."""
+        assert self.find_original is not None
+        data = self.find_original(job_prefix)
+        if data is None:
+            return None
+        with tempfile.TemporaryDirectory(prefix="openveo-original-") as folder:
+            path = Path(folder) / "original.mp4"
+            path.write_bytes(data)
+            return read_manifest(path, self.anchors)
 
 
 def read_frames(path: Path, limit: int = MAX_FRAMES) -> np.ndarray:
@@ -82,8 +105,29 @@ def read_frames(path: Path, limit: int = MAX_FRAMES) -> np.ndarray:
     return np.stack([kept[i] for i in picks])
 
 
+def stored_original(jobs: Jobs, blobs: Blobs, key_id: int | None = None) -> Callable[[str], bytes | None]:
+    """job-id prefix -> the job's first stored video, while its result is retained; with `key_id`,
+    only that key's own jobs."""
+
+    def find(prefix: str) -> bytes | None:
+        job = jobs.by_prefix(prefix)
+        if job is None or (key_id is not None and job.key_id != key_id):
+            return None
+        videos = (job.result or {}).get("videos") or []
+        try:
+            return blobs.read_bytes(videos[0]["video"]) if videos else None
+        except BlobMissing:  # expired or deleted
+            return None
+
+    return find
+
+
 def open_verifier(
-    settings: Any, db: Database, secret: bytes, find_job: Callable[[str], Any] | None = None
+    settings: Any,
+    db: Database,
+    secret: bytes,
+    find_job: Callable[[str], Any] | None = None,
+    find_original: Callable[[str], bytes | None] | None = None,
 ) -> Verifier:
     """The deployment's verifier: its watermark key and fingerprint, and every C2PA root it signs with."""
     return Verifier(
@@ -91,4 +135,5 @@ def open_verifier(
         server=identity.server_fingerprint(secret),
         anchors=anchors.trust_anchors(db, settings.c2pa_trust_anchors),
         find_job=find_job,
+        find_original=find_original,
     )

@@ -44,7 +44,7 @@ RATIO_RANGE = (2.2, 4.5)  # tiles per shorter side searched: crops up to ~27 %, 
 RATIO_STEP = 0.002  # relative step of the period search (drift < 1/5 chip across a 16:9 frame)
 HIGHPASS = 7  # box blur (detect-scale px) subtracted to remove image content
 WHITEN = 9  # box (detect-scale px) over which the residual's local RMS is equalised
-SPECTRAL_CLIP, SPECTRAL_BOX = 16.0, 9  # spectral peaks above 16x their 9x9 neighbourhood are clipped
+SPECTRAL_CLIP, SPECTRAL_BOX = 4.0, 41  # spectral peaks above 4x their 41x41 neighbourhood are clipped
 
 _TRANSFORMS = ("none", "flip-h", "flip-v", "rot180", "transpose", "rot90", "rot270", "anti-transpose")
 
