@@ -3,7 +3,7 @@
     python bench/watermark.py [--quick] [--sources natural,life] [--frames 80] [--wrong-keys 2]
     python bench/watermark.py --render bench/results/watermark-cpu-DATE.json   # markdown only
 
-Takes ~13 minutes on 2 CPU cores (ffmpeg encodes dominate; detection is ~0.4 s per video).
+Takes ~20-25 minutes on 2 CPU cores (ffmpeg encodes dominate; detection is ~0.4 s per video).
 
 Every test video is marked with a random 64-bit payload, delivered as openveo delivers it (libx264
 CRF 18, yuv420p, preset medium), then transformed by a real `ffmpeg` command (re-encode, downscale,
