@@ -699,7 +699,6 @@ def verify(
     from openveo.service.jobs import Jobs
     from openveo.service.links import load_secret
     from openveo.service.runtime import result_store
-    from openveo.store.blobs import StorageUnavailable
 
     if not file.is_file():
         raise _fail(f"no such file: {file}")
@@ -716,11 +715,7 @@ def verify(
             "created": _when(job.created_at),
         }
 
-    try:
-        original = stored_original(jobs, result_store(settings))
-    except StorageUnavailable as exc:  # the check goes on without the originals
-        err.print(f"[yellow]result store unavailable ({exc}); originals' manifests not looked up[/]")
-        original = None
+    original = stored_original(jobs, result_store(settings, check=False))  # read only if needed
     try:
         verifier = open_verifier(settings, db, load_secret(db, settings.data_dir), find_job, original)
         report = verifier.verify(file)

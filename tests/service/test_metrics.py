@@ -72,3 +72,14 @@ def test_refusals_are_kept_listed_and_counted(database):
     assert len(newest[0].prompt) == refusals.PROMPT_CHARS  # a long prompt is kept only in part
     assert [r.key_id for r in refusals.recent(database, key_id=2)] == [2]
     assert len(refusals.recent(database, limit=1)) == 1
+
+
+def test_a_refusal_the_database_cannot_take_is_reported_not_raised(tmp_path, caplog):
+    from openveo.store.db import Database
+
+    unreachable = Database(f"sqlite:///{tmp_path / 'no-such-dir' / 'openveo.db'}")  # cannot be opened
+    recorded = refusals.record(
+        unreachable, key_id=1, protocol="openai", model="m", source="terms", reason="r", prompt="p"
+    )
+    assert recorded is False and "refusal not recorded (database)" in caplog.text
+    unreachable.dispose()

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from openveo import logs
@@ -25,7 +24,7 @@ from openveo.service.policy import ContentPolicy, ModerationUnavailable, PolicyV
 from openveo.service.requests import GenerationRequest, InvalidRequest, Limits, build_request
 from openveo.service.runtime import Runtime
 from openveo.service.webhooks import valid_url
-from openveo.store.blobs import BlobMissing
+from openveo.store.blobs import BlobMissing, StorageUnavailable
 
 log = logging.getLogger("openveo.api")
 
@@ -119,7 +118,16 @@ class ApiState:
                 exc.reason,
                 generation.prompt[:200],
             )
-            await run_in_threadpool(self._record_refusal, exc, generation, key, protocol)
+            await run_in_threadpool(
+                refusals.record,
+                self.runtime.db,
+                key_id=key.id,
+                protocol=protocol,
+                model=generation.model,
+                source=exc.source,
+                reason=exc.reason,
+                prompt=generation.prompt,
+            )
             raise ApiError(400, str(exc), code="policy_violation", field="prompt") from None
         except ModerationUnavailable as exc:
             log.error("prompt not accepted: %s", exc)
@@ -128,23 +136,6 @@ class ApiState:
             ) from None
         negative = self.policy.negative_prompt(generation.negative_prompt, people)
         return dataclasses.replace(generation, negative_prompt=negative)
-
-    def _record_refusal(
-        self, refusal: PolicyViolation, generation: GenerationRequest, key: ApiKey, protocol: str
-    ) -> None:
-        """Into the audit table; the caller gets its refusal whether or not the database takes it."""
-        try:
-            refusals.record(
-                self.runtime.db,
-                key_id=key.id,
-                protocol=protocol,
-                model=generation.model,
-                source=refusal.source,
-                reason=refusal.reason,
-                prompt=generation.prompt,
-            )
-        except SQLAlchemyError as exc:
-            log.error("refusal not recorded (database): %s", exc.__class__.__name__)
 
     async def image(self, value: Any, field: str = "image") -> bytes | None:
         """An image input as bytes, within the configured size and URL policy."""
@@ -181,6 +172,9 @@ class ApiState:
             return self.runtime.blobs.read_bytes(job.videos[index][kind])
         except BlobMissing:
             raise ApiError(404, "this result is no longer stored (its retention has ended)") from None
+        except StorageUnavailable as exc:
+            log.error("result store: %s", exc)
+            raise ApiError(503, "the result store is unavailable; try again shortly") from None
 
 
 def state_of(request: Request) -> ApiState:

@@ -53,7 +53,7 @@ async def verify(request: Request) -> dict[str, Any]:
         )
 
     def check() -> dict[str, Any]:
-        original = stored_original(runtime.jobs, runtime.blobs, key_id=key.id)
+        original = stored_original(runtime.jobs, runtime.blobs)  # asked only for own_job's jobs
         verifier = open_verifier(state.settings, runtime.db, runtime.secret, own_job, original)
         with tempfile.TemporaryDirectory(prefix="openveo-verify-") as folder:
             path = Path(folder) / "upload.mp4"

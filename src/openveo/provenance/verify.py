@@ -3,6 +3,7 @@ by `openveo verify` and `POST /v1/verify`. Torch-free: the API process runs it."
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from openveo.provenance.manifest import ManifestReport, read_manifest
 from openveo.provenance.watermark import MAX_FRAMES, detect
 from openveo.service import anchors
 from openveo.service.jobs import Jobs
-from openveo.store.blobs import BlobMissing, Blobs
+from openveo.store.blobs import BlobMissing, Blobs, StorageUnavailable
 from openveo.store.db import Database
+
+log = logging.getLogger(__name__)
 
 
 class NotAVideo(ValueError):
@@ -31,7 +34,9 @@ class Verifier:
     server: int  # the deployment's fingerprint
     anchors: bytes  # C2PA roots to trust (PEM)
     find_job: Callable[[str], Any] | None = None  # job-id prefix -> job (or None)
-    find_original: Callable[[str], bytes | None] | None = None  # job-id prefix -> its stored MP4
+    # job-id prefix -> its stored MP4; asked only for a job `find_job` gave, so only for what the
+    # asker may see
+    find_original: Callable[[str], bytes | None] | None = None
 
     def verify(self, path: Path) -> dict[str, Any]:
         frames = read_frames(path)
@@ -54,7 +59,8 @@ class Verifier:
             )
             job = self.find_job(origin.job_prefix) if self.find_job and origin.server == self.server else None
             watermark["job"] = job
-            if job is not None and not manifest.valid and self.find_original is not None:
+            own_manifest = manifest.valid and manifest.generation.get("service") == "openveo"
+            if job is not None and not own_manifest and self.find_original is not None:
                 original = self._original_manifest(origin.job_prefix)
                 if original is not None:
                     binds = original.soft_binding == watermark["payload"]
@@ -105,18 +111,21 @@ def read_frames(path: Path, limit: int = MAX_FRAMES) -> np.ndarray:
     return np.stack([kept[i] for i in picks])
 
 
-def stored_original(jobs: Jobs, blobs: Blobs, key_id: int | None = None) -> Callable[[str], bytes | None]:
-    """job-id prefix -> the job's first stored video, while its result is retained; with `key_id`,
-    only that key's own jobs."""
+def stored_original(jobs: Jobs, blobs: Blobs) -> Callable[[str], bytes | None]:
+    """job-id prefix -> the job's first stored video (a job's videos share one watermark payload),
+    while the job has succeeded and its result is kept; None otherwise, or when the store fails."""
 
     def find(prefix: str) -> bytes | None:
-        job = jobs.by_prefix(prefix)
-        if job is None or (key_id is not None and job.key_id != key_id):
+        job = jobs.by_prefix(prefix, retained=True)
+        videos = (job.result or {}).get("videos") if job else None
+        if not videos:
             return None
-        videos = (job.result or {}).get("videos") or []
         try:
-            return blobs.read_bytes(videos[0]["video"]) if videos else None
-        except BlobMissing:  # expired or deleted
+            return blobs.read_bytes(videos[0]["video"])
+        except BlobMissing:  # removed since (retention cleanup runs on its own clock)
+            return None
+        except StorageUnavailable as exc:
+            log.warning("original of job %s not read: %s", job.id, exc)
             return None
 
     return find

@@ -207,12 +207,18 @@ class Jobs:
             raise JobNotFound(job_id)
         return _job(row)
 
-    def by_prefix(self, prefix: str) -> Job | None:
-        """The job whose id starts with `prefix` (hex; what a watermark carries), deleted or not."""
+    def by_prefix(self, prefix: str, *, retained: bool = False) -> Job | None:
+        """The job whose id starts with `prefix` (hex; what a watermark carries), deleted or not;
+        `retained`: only while it has succeeded and its result is still kept (not expired or deleted)."""
         if not prefix or any(c not in "0123456789abcdef" for c in prefix):
             return None
+        query = _select_jobs().where(jobs.c.id.startswith(prefix))
+        if retained:
+            query = query.where(
+                jobs.c.status == SUCCEEDED, jobs.c.deleted_at.is_(None), jobs.c.expires_at > time.time()
+            )
         with self.db.read() as conn:
-            row = conn.execute(_select_jobs().where(jobs.c.id.startswith(prefix)).limit(1)).first()
+            row = conn.execute(query.limit(1)).first()
         return _job(row) if row is not None else None
 
     def list(

@@ -4,15 +4,19 @@ an operator would see them only in one API server's log. Every API server writes
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from openveo.store.db import Database
 from openveo.store.schema import refusals
 
 PROMPT_CHARS = 1000  # of a refused prompt, kept for the audit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,19 +33,17 @@ class Refusal:
 
 def record(
     db: Database, *, key_id: int, protocol: str, model: str, source: str, reason: str, prompt: str
-) -> None:
-    with db.write() as conn:
-        conn.execute(
-            insert(refusals).values(
-                created_at=time.time(),
-                key_id=key_id,
-                protocol=protocol,
-                model=model,
-                source=source,
-                reason=reason,
-                prompt=prompt[:PROMPT_CHARS],
-            )
-        )
+) -> bool:
+    """False when the database could not take it: the caller still refuses the prompt, and its log
+    line is then the only record."""
+    row = {"key_id": key_id, "protocol": protocol, "model": model, "source": source, "reason": reason}
+    try:
+        with db.write() as conn:
+            conn.execute(insert(refusals).values(created_at=time.time(), prompt=prompt[:PROMPT_CHARS], **row))
+    except SQLAlchemyError as exc:
+        log.error("refusal not recorded (database): %s", exc.__class__.__name__)
+        return False
+    return True
 
 
 def recent(db: Database, limit: int = 50, key_id: int | None = None) -> list[Refusal]:

@@ -30,12 +30,14 @@ class Runtime:
         self.db.dispose()
 
 
-def result_store(settings: Settings) -> Blobs:
-    """The configured result store, checked: raises `StorageUnavailable` with the reason."""
+def result_store(settings: Settings, check: bool = True) -> Blobs:
+    """The configured result store; checked (`StorageUnavailable` with the reason) unless told not
+    to, for a caller that may never touch it."""
     blobs = open_blobs(
         settings.storage, settings.data_dir / "results", s3_endpoint_url=settings.s3_endpoint_url
     )
-    blobs.check()
+    if check:
+        blobs.check()
     return blobs
 
 

@@ -68,10 +68,14 @@ class S3Blobs:
         source.unlink(missing_ok=True)
 
     def read_bytes(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"].read()
         except self.client.exceptions.NoSuchKey:
             raise BlobMissing(key) from None
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageUnavailable(f"s3://{self.bucket}: {exc}") from None
 
     def delete_prefix(self, prefix: str) -> None:
         pages = self.client.get_paginator("list_objects_v2").paginate(
