@@ -10,7 +10,7 @@ import pytest
 
 from openveo.engine.video import write_mp4
 from openveo.provenance import identity
-from openveo.provenance.manifest import load_credentials, read_manifest, sign_mp4
+from openveo.provenance.manifest import load_credentials, sign_mp4
 from openveo.provenance.verify import stored_original
 from openveo.service import keys
 from openveo.service.jobs import Jobs, QueuePolicy
@@ -22,7 +22,11 @@ SERVER = 0xBEEF
 
 
 class UnreachableStore(LocalBlobs):
-    """An S3 outage cannot be made here on demand: the one stand-in of this file."""
+    """An S3 outage cannot be made here on demand: the one stand-in of this file (a remote store has
+    no local path; its reads fail)."""
+
+    def local_path(self, key: str) -> Path | None:
+        return None
 
     def read_bytes(self, key: str) -> bytes:
         raise StorageUnavailable("s3://bucket: connection refused")
@@ -52,19 +56,14 @@ def world(database, tmp_path):
     return key, blobs, credentials, finished
 
 
-def manifest_of(data: bytes, folder: Path, anchors: bytes):
-    path = folder / "original.mp4"
-    path.write_bytes(data)
-    return read_manifest(path, anchors)
-
-
 def test_only_a_kept_result_gives_its_manifest(database, world, tmp_path):
     key, blobs, credentials, finished = world
     jobs = Jobs(database)
     find = stored_original(jobs, blobs)
 
     kept = finished(jobs)
-    original = manifest_of(find(kept[:12]), tmp_path, credentials.own_root_pem)
+    anchors = credentials.own_root_pem
+    original = find(kept[:12], anchors)
     assert original.trusted and original.generation["job_id"] == kept
     assert original.soft_binding == f"{identity.pack(SERVER, kept):016x}"
 
@@ -76,7 +75,7 @@ def test_only_a_kept_result_gives_its_manifest(database, world, tmp_path):
     running = jobs.submit(key, REQUEST, cost=1, protocol="test")
     jobs.claim("w1", ["tiny-wan2.2"])
     for gone in (deleted, expired, removed, running.id, "0123456789ab"):
-        assert find(gone[:12]) is None, gone
+        assert find(gone[:12], anchors) is None, gone
 
     outage = stored_original(jobs, UnreachableStore(tmp_path / "results"))
-    assert outage(kept[:12]) is None  # a failing store costs the recovery, not the verification
+    assert outage(kept[:12], anchors) is None  # a failing store costs the recovery, not the verification

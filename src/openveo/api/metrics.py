@@ -34,12 +34,9 @@ class _Families(Collector):
         stats = self.stats
         yield _gauge("openveo_queue_depth", "Jobs waiting for a worker.", stats.queued)
         yield _gauge("openveo_jobs_running", "Jobs a worker is running.", stats.running)
-        finished = CounterMetricFamily(
-            "openveo_jobs_finished", "Jobs that ended, by outcome.", labels=["model", "outcome"]
+        yield _counter(
+            "openveo_jobs_finished", "Jobs that ended, by outcome.", ["model", "outcome"], stats.finished
         )
-        for (model, outcome), count in sorted(stats.finished.items()):
-            finished.add_metric([model, outcome], count)
-        yield finished
         yield _histogram(
             "openveo_job_latency_seconds", "Submit to finished video (succeeded).", stats.latency
         )
@@ -52,20 +49,25 @@ class _Families(Collector):
             "Credits charged for succeeded jobs.",
             value=to_credits(stats.charged_micro),
         )
-        refused = CounterMetricFamily(
+        yield _counter(
             "openveo_prompts_refused",
             "Prompts the content policy refused (never queued, never charged), by rule.",
-            labels=["protocol", "source"],
+            ["protocol", "source"],
+            stats.refused,
         )
-        for (protocol, source), count in sorted(stats.refused.items()):
-            refused.add_metric([protocol, source], count)
-        yield refused
 
 
 def _gauge(name: str, documentation: str, by_model: dict[str, int]) -> Metric:
     family = GaugeMetricFamily(name, documentation, labels=["model"])
     for model, value in sorted(by_model.items()):
         family.add_metric([model], value)
+    return family
+
+
+def _counter(name: str, documentation: str, labels: list[str], counts: dict[tuple[str, ...], int]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for values, count in sorted(counts.items()):
+        family.add_metric(list(values), count)
     return family
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,9 @@ class Verifier:
     server: int  # the deployment's fingerprint
     anchors: bytes  # C2PA roots to trust (PEM)
     find_job: Callable[[str], Any] | None = None  # job-id prefix -> job (or None)
-    # job-id prefix -> its stored MP4; asked only for a job `find_job` gave, so only for what the
-    # asker may see
-    find_original: Callable[[str], bytes | None] | None = None
+    # (job-id prefix, trust anchors) -> the manifest of its stored original; asked only for a job
+    # `find_job` gave, so only for what the asker may see
+    find_original: Callable[[str, bytes], ManifestReport | None] | None = None
 
     def verify(self, path: Path) -> dict[str, Any]:
         frames = read_frames(path)
@@ -61,7 +62,7 @@ class Verifier:
             watermark["job"] = job
             own_manifest = manifest.valid and manifest.generation.get("service") == "openveo"
             if job is not None and not own_manifest and self.find_original is not None:
-                original = self._original_manifest(origin.job_prefix)
+                original = self.find_original(origin.job_prefix, self.anchors)
                 if original is not None:
                     binds = original.soft_binding == watermark["payload"]
                     recovered = {**original.as_dict(), "binds_this_video": binds}
@@ -73,18 +74,6 @@ class Verifier:
             "recovered_manifest": recovered,
             "made_by_openveo": (manifest.valid and manifest.ai_generated) or detection.found,
         }
-
-    def _original_manifest(self, job_prefix: str) -> ManifestReport | None:
-        """The manifest of the job's own stored video: what this copy lost, found through its
-        watermark (the soft binding), while the original is retained."""
-        assert self.find_original is not None
-        data = self.find_original(job_prefix)
-        if data is None:
-            return None
-        with tempfile.TemporaryDirectory(prefix="openveo-original-") as folder:
-            path = Path(folder) / "original.mp4"
-            path.write_bytes(data)
-            return read_manifest(path, self.anchors)
 
 
 def read_frames(path: Path, limit: int = MAX_FRAMES) -> np.ndarray:
@@ -111,17 +100,19 @@ def read_frames(path: Path, limit: int = MAX_FRAMES) -> np.ndarray:
     return np.stack([kept[i] for i in picks])
 
 
-def stored_original(jobs: Jobs, blobs: Blobs) -> Callable[[str], bytes | None]:
-    """job-id prefix -> the job's first stored video (a job's videos share one watermark payload),
-    while the job has succeeded and its result is kept; None otherwise, or when the store fails."""
+def stored_original(jobs: Jobs, blobs: Blobs) -> Callable[[str, bytes], ManifestReport | None]:
+    """(job-id prefix, trust anchors) -> the manifest of the job's first stored video (a job's videos
+    share one watermark payload), while the job has succeeded and its result is kept; None otherwise,
+    or when the store fails. A file on local disk is read where it lies."""
 
-    def find(prefix: str) -> bytes | None:
+    def find(prefix: str, anchors: bytes) -> ManifestReport | None:
         job = jobs.by_prefix(prefix, retained=True)
         videos = (job.result or {}).get("videos") if job else None
         if not videos:
             return None
         try:
-            return blobs.read_bytes(videos[0]["video"])
+            with _stored_file(blobs, videos[0]["video"]) as path:
+                return read_manifest(path, anchors)
         except BlobMissing:  # removed since (retention cleanup runs on its own clock)
             return None
         except StorageUnavailable as exc:
@@ -131,12 +122,27 @@ def stored_original(jobs: Jobs, blobs: Blobs) -> Callable[[str], bytes | None]:
     return find
 
 
+@contextmanager
+def _stored_file(blobs: Blobs, key: str) -> Iterator[Path]:
+    """The blob as a file: its own path on local disk, else a downloaded copy (S3)."""
+    local = blobs.local_path(key)
+    if local is not None:
+        if not local.is_file():
+            raise BlobMissing(key)
+        yield local
+        return
+    with tempfile.TemporaryDirectory(prefix="openveo-original-") as folder:
+        path = Path(folder) / "original.mp4"
+        path.write_bytes(blobs.read_bytes(key))
+        yield path
+
+
 def open_verifier(
     settings: Any,
     db: Database,
     secret: bytes,
     find_job: Callable[[str], Any] | None = None,
-    find_original: Callable[[str], bytes | None] | None = None,
+    find_original: Callable[[str, bytes], ManifestReport | None] | None = None,
 ) -> Verifier:
     """The deployment's verifier: its watermark key and fingerprint, and every C2PA root it signs with."""
     return Verifier(
