@@ -29,10 +29,10 @@ from pathlib import Path
 from common import cpu_name, summary_ms
 from sqlalchemy import func, select
 
+from openveo.core.job import JobResult, JobStatus
+from openveo.core.request import GenerationRequest
 from openveo.service import keys
-from openveo.service.billing import to_micro
 from openveo.service.jobs import Jobs, JobSignals, QueuePolicy
-from openveo.service.requests import GenerationRequest
 from openveo.store.db import Database
 from openveo.store.schema import jobs as jobs_table
 from openveo.store.wakeups import Wakeups
@@ -40,6 +40,7 @@ from openveo.store.wakeups import Wakeups
 RESULTS = Path(__file__).parent / "results"
 MODEL = "tiny-wan2.2"
 REQUEST = GenerationRequest(prompt="queue benchmark", model=MODEL, seed=1)
+RESULT = JobResult(videos=(), width=160, height=96, fps=8, num_frames=41, steps=4)  # no engine runs
 
 
 def services(url: str, data_dir: Path) -> tuple[Jobs, Wakeups]:
@@ -63,7 +64,7 @@ def worker(url: str, data_dir: str, name: str, stop_at: float, ready) -> None:
                 break
             bell.wait(0.2)
             continue
-        jobs.complete(claimed.job.id, name, {"videos": []})
+        jobs.complete(claimed.job.id, name, RESULT)
     bell.close()
 
 
@@ -96,18 +97,17 @@ def main() -> None:
         Database(url).upgrade()
         jobs, _ = services(url, data_dir)
         key, _ = keys.create_key(jobs.db, "bench", 1e6)
-        cost = to_micro(0.05)
 
         print(f"throughput: {args.jobs} jobs, {args.workers} workers ...", file=sys.stderr)
         for _ in range(args.jobs):
-            jobs.submit(key, REQUEST, cost=cost, protocol="bench")
+            jobs.submit(key, REQUEST, protocol="bench")
         for proc in start_workers(url, data_dir, args.workers, seconds=0):  # drain the queue, then stop
             proc.join()
         with jobs.db.read() as conn:
             first, last, count = conn.execute(
                 select(
                     func.min(jobs_table.c.started_at), func.max(jobs_table.c.finished_at), func.count()
-                ).where(jobs_table.c.status == "succeeded")
+                ).where(jobs_table.c.status == JobStatus.SUCCEEDED)
             ).one()
         assert count == args.jobs, f"{count} of {args.jobs} completed"
         throughput = count / (last - first)
@@ -116,7 +116,7 @@ def main() -> None:
         procs = start_workers(url, data_dir, args.workers, seconds=args.latency_jobs * 0.05 + 5)
         ids = []
         for _ in range(args.latency_jobs):
-            ids.append(jobs.submit(key, REQUEST, cost=cost, protocol="bench").id)
+            ids.append(jobs.submit(key, REQUEST, protocol="bench").id)
             time.sleep(0.05)
         for proc in procs:
             proc.join()

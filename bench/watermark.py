@@ -113,11 +113,11 @@ def tiny_model(width: int, height: int, frames: int) -> np.ndarray:
     a 96x160 native frame, 7.5x at 720p, whose VAE leaves a strong 2-px grid that lands on the mark's
     chips. Its own frame count (41: 5 s at the tiny presets' 8 fps), whatever `frames` says."""
     from openveo.config import Settings
-    from openveo.engine.catalog import Catalog
+    from openveo.core.catalog import Catalog
+    from openveo.core.request import GenerationRequest
     from openveo.engine.engine import Engine
     from openveo.engine.tiny import ensure_tiny
     from openveo.engine.weights import local_dir
-    from openveo.service.requests import GenerationRequest
 
     catalog, models = Catalog(), Path(tempfile.gettempdir()) / "openveo-bench-models"
     preset = catalog.resolve("tiny")

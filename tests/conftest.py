@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from openveo.config import Settings
-from openveo.engine.catalog import Catalog
+from openveo.core.catalog import Catalog
 from tests.helpers import required
 
 TINY_PRESETS = ("tiny-wan2.1", "tiny-wan2.2", "tiny-ltx")

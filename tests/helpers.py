@@ -12,6 +12,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from openveo.core.job import JobResult, VideoFiles
+
 
 def png_bytes(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
     """A real, varied test image (gradient plus a seeded pattern), PNG-encoded."""
@@ -29,6 +31,13 @@ def png_bytes(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels.astype(np.uint8)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def job_result(*videos: VideoFiles, seconds_per_step: float | None = None) -> JobResult:
+    """A worker's result as the tiny model leaves one, for queue tests that run no engine."""
+    return JobResult(
+        videos=videos, width=160, height=96, fps=8, num_frames=41, steps=4, seconds_per_step=seconds_per_step
+    )
 
 
 def required(reason: str) -> None:

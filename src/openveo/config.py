@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from openveo.engine.catalog import Catalog
+from openveo.core.catalog import Catalog
 
 
 def _default_data_dir() -> Path:
@@ -178,7 +178,7 @@ class Settings(BaseSettings):
     @field_validator("step_cache")
     @classmethod
     def _known_step_cache(cls, value: str) -> str:
-        from openveo.engine.modes import parse_step_cache
+        from openveo.core.modes import parse_step_cache
 
         parse_step_cache(value)
         return value

@@ -92,7 +92,8 @@ class WorkerSupervisor:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         elif "OMP_NUM_THREADS" not in os.environ:  # CPU workers share the cores instead of fighting for them
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // (len(self.slots) * size)))
-        args = [sys.executable, "-m", "openveo.cli", "worker", "--no-migrate"]
+        # -P: the working directory is not on the path, so a file there cannot shadow a module.
+        args = [sys.executable, "-P", "-m", "openveo.cli", "worker", "--no-migrate"]
         with self._lock:
             if self._stopping.is_set():
                 return

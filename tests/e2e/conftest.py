@@ -33,7 +33,7 @@ def fresh_database(backend: str) -> Iterator[str | None]:
 @pytest.fixture(scope="session")
 def tiny_models(models_root: Path) -> Path:
     """Build the tiny model once for every server in the session (the servers only load it)."""
-    from openveo.engine.catalog import Catalog
+    from openveo.core.catalog import Catalog
     from openveo.engine.tiny import ensure_tiny
     from openveo.engine.weights import local_dir
 

@@ -121,7 +121,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, tiny_models: Path) -> Iterator[Cluster]:
-    from openveo.engine.catalog import Catalog
+    from openveo.core.catalog import Catalog
     from openveo.engine.tiny import ensure_tiny
     from openveo.engine.weights import local_dir
 

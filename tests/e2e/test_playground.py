@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from openveo.engine.catalog import Catalog
+from openveo.core.catalog import Catalog
 from tests.e2e.server import Server
 from tests.helpers import required
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
 
 from openveo.config import Settings
-from openveo.engine.catalog import Catalog
+from openveo.core.catalog import Catalog
 from openveo.engine.engine import Canceled, Engine
 from openveo.engine.parallel import group_from_environment
 from openveo.engine.pipelines import quiet_libraries
@@ -18,6 +19,13 @@ from tests.engine.speed_helpers import capture_latents, short_request
 
 def member(rank: int, world: int, port: int, models_dir: str, out: str, model_name: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    # The one stand-in of this test: diffusers places each context-parallel rank on accelerator
+    # `rank % count`, and this machine has no accelerator; told it has one, the CPU ranks run Ulysses.
+    with mock.patch("torch.accelerator.device_count", return_value=1):
+        _member(world, models_dir, out, model_name)
+
+
+def _member(world: int, models_dir: str, out: str, model_name: str) -> None:
     torch.set_num_threads(1)
     quiet_libraries()
     settings = Settings(models_dir=Path(models_dir), data_dir=Path(out), device="cpu", gpus_per_video=world)

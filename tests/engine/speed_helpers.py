@@ -14,12 +14,12 @@ import diffusers
 import numpy as np
 import torch
 
+from openveo.bench.engine import psnr
 from openveo.config import Settings
-from openveo.engine.benchmark import psnr
-from openveo.engine.catalog import Catalog
-from openveo.engine.engine import _fit_image, _to_uint8
+from openveo.core.catalog import Catalog
+from openveo.core.request import GenerationRequest
+from openveo.engine.engine import fit_image, to_uint8
 from openveo.engine.pipelines import call_arguments, load_pipeline
-from openveo.service.requests import GenerationRequest
 
 __all__ = ["Reference", "baseline", "capture_latents", "psnr", "short_request"]
 
@@ -76,9 +76,9 @@ def baseline(settings: Settings, request: GenerationRequest) -> Reference:
         call_pipe = pipe
         if req.image is not None:
             call_pipe = getattr(diffusers, preset.i2v_pipeline).from_pipe(pipe)
-            args["image"] = _fit_image(req.image, width, height)
+            args["image"] = fit_image(req.image, width, height)
         generator = torch.Generator("cpu").manual_seed(req.seed)
-        return _to_uint8(call_pipe(**args, generator=generator).frames[0])
+        return to_uint8(call_pipe(**args, generator=generator).frames[0])
 
     frames = call(request)
     call(replace(request, guidance=1.0))

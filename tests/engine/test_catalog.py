@@ -5,7 +5,7 @@ from __future__ import annotations
 import diffusers
 import pytest
 
-from openveo.engine.catalog import PRESETS, Catalog, UnknownModel
+from openveo.core.catalog import PRESETS, Catalog, UnknownModel
 
 REQUIRED = {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-ti2v-5b", "wan2.2-t2v-a14b", "ltx-video"}
 FAMILY_FRAME_MULTIPLE = {"wan": 4, "ltx": 8}  # VAE temporal compression: Wan 4x, LTX 8x

@@ -7,9 +7,9 @@ import hashlib
 import numpy as np
 import pytest
 
+from openveo.core.request import Limits, build_request
 from openveo.engine.engine import Canceled
 from openveo.engine.video import video_metadata, write_mp4
-from openveo.service.requests import Limits, build_request
 from tests.conftest import TINY_PRESETS
 from tests.helpers import decode, png_bytes
 
@@ -116,13 +116,13 @@ def test_models_stay_resident(engine, catalog):
 def test_output_size_scales_and_crops_without_stretching(engine):
     import torch
 
-    from openveo.engine.engine import _finish_frames
+    from openveo.engine.engine import finish_frames
 
     # A frame whose left half is black and right half white: after fitting 160x96 into 1280x720 the
     # edge stays in the middle, so nothing was stretched sideways.
     frames = torch.zeros((2, 3, 96, 160))
     frames[..., 80:] = 1.0
-    fitted = _finish_frames(frames, (1280, 720), None)
+    fitted = finish_frames(frames, (1280, 720), None)
     assert fitted.shape == (2, 720, 1280, 3) and fitted.dtype == np.uint8
     row = fitted[0, 360, :, 0].astype(int)
     assert row[:600].max() < 10 and row[680:].min() > 245
@@ -130,7 +130,7 @@ def test_output_size_scales_and_crops_without_stretching(engine):
 
 
 def test_generate_at_an_output_size(engine, catalog):
-    from openveo.service.requests import GenerationRequest
+    from openveo.core.request import GenerationRequest
 
     request = GenerationRequest(prompt="a wave", model="tiny-wan2.1", seed=1, output_size=(320, 180))
     result = engine.generate(request)

@@ -8,14 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from openveo.core.job import VideoFiles
+from openveo.core.request import GenerationRequest
 from openveo.engine.video import write_mp4
 from openveo.provenance import identity
 from openveo.provenance.manifest import load_credentials, sign_mp4
-from openveo.provenance.verify import stored_original
 from openveo.service import keys
 from openveo.service.jobs import Jobs, QueuePolicy
-from openveo.service.requests import GenerationRequest
+from openveo.service.provenance import stored_original
 from openveo.store.blobs import LocalBlobs, StorageUnavailable
+from tests.helpers import job_result
 
 REQUEST = GenerationRequest(prompt="a harbour", model="tiny-wan2.2", seed=1)
 SERVER = 0xBEEF
@@ -40,7 +42,7 @@ def world(database, tmp_path):
     frames = np.random.default_rng(0).integers(0, 255, (9, 64, 96, 3), dtype=np.uint8)
 
     def finished(jobs: Jobs) -> str:
-        job = jobs.submit(key, REQUEST, cost=1, protocol="test")
+        job = jobs.submit(key, REQUEST, protocol="test")
         jobs.claim("w1", ["tiny-wan2.2"])
         video = write_mp4(frames, tmp_path / f"{job.id}.mp4", 8)
         payload = identity.pack(SERVER, job.id)
@@ -48,9 +50,8 @@ def world(database, tmp_path):
             video, credentials, model=REQUEST.model, seed=1, job_id=job.id, server="beef", watermark=payload
         )
         blobs.put(f"jobs/{job.id}/video-0.mp4", video)
-        assert (
-            jobs.complete(job.id, "w1", {"videos": [{"video": f"jobs/{job.id}/video-0.mp4"}]}) == "succeeded"
-        )
+        stored = VideoFiles(f"jobs/{job.id}/video-0.mp4", seed=1)
+        assert jobs.complete(job.id, "w1", job_result(stored)) == "succeeded"
         return job.id
 
     return key, blobs, credentials, finished
@@ -72,7 +73,7 @@ def test_only_a_kept_result_gives_its_manifest(database, world, tmp_path):
     expired = finished(Jobs(database, QueuePolicy(retention_s=-1.0)))
     removed = finished(jobs)
     blobs.delete_prefix(f"jobs/{removed}")
-    running = jobs.submit(key, REQUEST, cost=1, protocol="test")
+    running = jobs.submit(key, REQUEST, protocol="test")
     jobs.claim("w1", ["tiny-wan2.2"])
     for gone in (deleted, expired, removed, running.id, "0123456789ab"):
         assert find(gone[:12], anchors) is None, gone

@@ -6,14 +6,16 @@ import time
 
 import pytest
 
+from openveo.core.job import VideoFiles
+from openveo.core.request import GenerationRequest
 from openveo.service import billing, keys
 from openveo.service.billing import to_micro
 from openveo.service.jobs import JobNotFound, Jobs, QueuePolicy
-from openveo.service.requests import GenerationRequest
 from openveo.store.schema import ledger
+from tests.helpers import job_result
 
 REQUEST = GenerationRequest(prompt="a red panda", model="tiny-wan2.2", seed=7, image=b"\x89PNG...")
-COST = to_micro(0.05)
+COST = to_micro(0.05)  # tiny-wan2.2: 0.01 credits a second, 5 s
 
 
 @pytest.fixture()
@@ -30,28 +32,26 @@ def ledger_kinds(jobs: Jobs, job_id: str) -> list[str]:
 
 def test_success_is_charged_once(setup):
     jobs, key = setup
-    job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    job = jobs.submit(key, REQUEST, protocol="test")
     assert job.status == "queued" and jobs.balance(key.id) == to_micro(0.95)
     claimed = jobs.claim("w1", ["tiny-wan2.2"])
     assert claimed.job.id == job.id and claimed.request == REQUEST  # the image travels to the worker
     assert jobs.heartbeat(job.id, "w1", 2, 4) == "ok"
     assert jobs.get(job.id).progress == 0.5
-    assert (
-        jobs.complete(job.id, "w1", {"videos": [{"video": "v", "thumbnail": "t", "seed": 7}]}) == "succeeded"
-    )
+    assert jobs.complete(job.id, "w1", job_result(VideoFiles("v", 7, thumbnail="t"))) == "succeeded"
     # A retried completion (its first answer lost with the connection) is a no-op; another worker's is lost.
-    assert jobs.complete(job.id, "w1", {"videos": []}) == "succeeded"
-    assert jobs.complete(job.id, "w2", {"videos": []}) == "lost"
+    assert jobs.complete(job.id, "w1", job_result()) == "succeeded"
+    assert jobs.complete(job.id, "w2", job_result()) == "lost"
     done = jobs.get(job.id)
     assert done.status == "succeeded" and done.billing == "charged" and done.expires_at > time.time()
-    assert done.videos == [{"video": "v", "thumbnail": "t", "seed": 7}]
+    assert done.videos == (VideoFiles("v", 7, thumbnail="t"),)
     assert ledger_kinds(jobs, job.id) == ["reserve", "charge"]
     assert jobs.balance(key.id) == to_micro(0.95)
 
 
 def test_workers_claim_only_their_models(setup):
     jobs, key = setup
-    jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    jobs.submit(key, REQUEST, protocol="test")
     assert jobs.claim("w1", ["tiny-ltx"]) is None
     assert jobs.claim("w2", ["tiny-wan2.2"]) is not None
     assert jobs.claim("w3", ["tiny-wan2.2"]) is None  # already taken
@@ -59,7 +59,7 @@ def test_workers_claim_only_their_models(setup):
 
 def test_failures_retry_then_fail_and_refund(setup):
     jobs, key = setup
-    job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    job = jobs.submit(key, REQUEST, protocol="test")
     jobs.claim("w1", ["tiny-wan2.2"])
     assert jobs.fail(job.id, "w1", "out of memory") == "queued"
     jobs.claim("w1", ["tiny-wan2.2"])
@@ -73,7 +73,7 @@ def test_failures_retry_then_fail_and_refund(setup):
 def test_a_dead_workers_job_is_requeued_then_given_up(database):
     key, _ = keys.create_key(database, "tester", 1.0)
     jobs = Jobs(database, QueuePolicy(lease_s=0.2, max_attempts=2))
-    job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    job = jobs.submit(key, REQUEST, protocol="test")
     jobs.claim("dead-1", ["tiny-wan2.2"])
     time.sleep(0.3)
     jobs.recover()
@@ -84,16 +84,16 @@ def test_a_dead_workers_job_is_requeued_then_given_up(database):
     jobs.recover()
     given_up = jobs.get(job.id)
     assert given_up.status == "failed" and given_up.billing == "refunded"
-    assert jobs.complete(job.id, "dead-2", {"videos": []}) == "lost"
+    assert jobs.complete(job.id, "dead-2", job_result()) == "lost"
 
 
 def test_cancel_queued_refunds_and_cancel_running_flags(setup):
     jobs, key = setup
-    queued = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    queued = jobs.submit(key, REQUEST, protocol="test")
     canceled = jobs.cancel(queued.id, key.id)
     assert canceled.status == "canceled" and canceled.billing == "refunded"
 
-    running = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    running = jobs.submit(key, REQUEST, protocol="test")
     jobs.claim("w1", ["tiny-wan2.2"])
     assert jobs.cancel(running.id, key.id).status == "running"
     assert jobs.heartbeat(running.id, "w1", 1, 4) == "cancel"
@@ -104,7 +104,7 @@ def test_cancel_queued_refunds_and_cancel_running_flags(setup):
 
 def test_release_gives_the_job_back_without_counting_an_attempt(setup):
     jobs, key = setup
-    job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    job = jobs.submit(key, REQUEST, protocol="test")
     jobs.claim("w1", ["tiny-wan2.2"])
     assert jobs.release(job.id, "w1")
     again = jobs.get(job.id)
@@ -114,7 +114,7 @@ def test_release_gives_the_job_back_without_counting_an_attempt(setup):
 def test_other_keys_cannot_see_or_cancel(setup, database):
     jobs, key = setup
     other, _ = keys.create_key(database, "other", 1.0)
-    job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    job = jobs.submit(key, REQUEST, protocol="test")
     with pytest.raises(JobNotFound):
         jobs.get(job.id, other.id)
     with pytest.raises(JobNotFound):
@@ -123,17 +123,17 @@ def test_other_keys_cannot_see_or_cancel(setup, database):
 
 def test_idempotent_submit_returns_the_same_job(setup):
     jobs, key = setup
-    first = jobs.submit(key, REQUEST, cost=COST, protocol="test", idempotency_key="abc")
-    second = jobs.submit(key, REQUEST, cost=COST, protocol="test", idempotency_key="abc")
+    first = jobs.submit(key, REQUEST, protocol="test", idempotency_key="abc")
+    second = jobs.submit(key, REQUEST, protocol="test", idempotency_key="abc")
     assert first.id == second.id and jobs.balance(key.id) == to_micro(0.95)
 
 
 def test_list_pages_newest_first(setup):
     jobs, key = setup
-    ids = [jobs.submit(key, REQUEST, cost=COST, protocol="test").id for _ in range(5)]
-    page, more = jobs.list(key.id, limit=3)
+    ids = [jobs.submit(key, REQUEST, protocol="test").id for _ in range(5)]
+    page, more = jobs.page(key.id, limit=3)
     assert [j.id for j in page] == ids[::-1][:3] and more
-    rest, more = jobs.list(key.id, limit=3, after=page[-1].id)
+    rest, more = jobs.page(key.id, limit=3, after=page[-1].id)
     assert [j.id for j in rest] == ids[::-1][3:] and not more
     assert jobs.queue_position(jobs.get(ids[3])) == 3
 
@@ -141,10 +141,10 @@ def test_list_pages_newest_first(setup):
 def test_results_and_stale_queued_jobs_expire(database):
     key, _ = keys.create_key(database, "tester", 1.0)
     jobs = Jobs(database, QueuePolicy(retention_s=0.1, queue_timeout_s=0.1))
-    done = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    done = jobs.submit(key, REQUEST, protocol="test")
     jobs.claim("w1", ["tiny-wan2.2"])
-    jobs.complete(done.id, "w1", {"videos": []})
-    waiting = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    jobs.complete(done.id, "w1", job_result())
+    waiting = jobs.submit(key, REQUEST, protocol="test")
     time.sleep(0.2)
     assert jobs.recover() == [done.id]
     assert jobs.get(done.id).status == "expired" and jobs.get(done.id).billing == "charged"
@@ -153,15 +153,15 @@ def test_results_and_stale_queued_jobs_expire(database):
 
 def test_delete_hides_the_job_and_cancels_unfinished_work(setup):
     jobs, key = setup
-    running = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+    running = jobs.submit(key, REQUEST, protocol="test")
     jobs.claim("w1", ["tiny-wan2.2"])
     deleted = jobs.delete(running.id, key.id)
     assert deleted.status == "canceled" and deleted.billing == "refunded"
     assert jobs.heartbeat(running.id, "w1", 1, 4) == "lost"  # the worker stops and discards its output
-    assert jobs.complete(running.id, "w1", {"videos": []}) == "lost"
+    assert jobs.complete(running.id, "w1", job_result()) == "lost"
     with pytest.raises(JobNotFound):
         jobs.get(running.id)
-    assert jobs.list(key.id) == ([], False)
+    assert jobs.page(key.id) == ([], False)
     assert jobs.balance(key.id) == to_micro(1.0)
 
 
@@ -170,13 +170,13 @@ def test_a_cancel_is_never_lost(database):
     key, _ = keys.create_key(database, "tester", 1.0)
     jobs = Jobs(database, QueuePolicy(lease_s=0.2, max_attempts=3))
     endings = {
-        "after the last step": lambda job_id: jobs.complete(job_id, "w", {"videos": []}),
+        "after the last step": lambda job_id: jobs.complete(job_id, "w", job_result()),
         "a failed run": lambda job_id: jobs.fail(job_id, "w", "boom"),
         "a dead worker": lambda job_id: (time.sleep(0.3), jobs.recover()),
         "a worker shutting down": lambda job_id: jobs.release(job_id, "w"),
     }
     for ending in endings.values():
-        job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+        job = jobs.submit(key, REQUEST, protocol="test")
         jobs.claim("w", ["tiny-wan2.2"])
         jobs.cancel(job.id, key.id)
         ending(job.id)
@@ -192,11 +192,11 @@ def test_recover_cannot_undo_a_completion(database):
     key, _ = keys.create_key(database, "tester", 1.0)
     jobs = Jobs(database, QueuePolicy(lease_s=0.05, max_attempts=1))
     for _ in range(10):
-        job = jobs.submit(key, REQUEST, cost=COST, protocol="test")
+        job = jobs.submit(key, REQUEST, protocol="test")
         jobs.claim("w", ["tiny-wan2.2"])
         time.sleep(0.06)
         with ThreadPoolExecutor(2) as pool:
-            done = pool.submit(jobs.complete, job.id, "w", {"videos": []})
+            done = pool.submit(jobs.complete, job.id, "w", job_result())
             pool.submit(jobs.recover).result()
             outcome = done.result()
         final = jobs.get(job.id)

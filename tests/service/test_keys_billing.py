@@ -6,10 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from openveo.core.job import Settlement
+from openveo.core.request import GenerationRequest
 from openveo.service import billing, keys
 from openveo.service.billing import InsufficientCredits, to_micro
 from openveo.service.jobs import Jobs
-from openveo.service.requests import GenerationRequest
 from openveo.store.schema import ledger
 
 REQUEST = GenerationRequest(prompt="a red panda", model="tiny-wan2.2", seed=1)
@@ -60,24 +61,25 @@ def test_balance_never_goes_negative(database):
 def test_charge_and_refund_happen_once(database):
     key, _ = keys.create_key(database, "dave", 1)
     jobs = Jobs(database)
-    job = jobs.submit(key, REQUEST, cost=to_micro(0.3), protocol="test")
+    job = jobs.submit(key, REQUEST, protocol="test")
+    assert job.cost == to_micro(0.05)  # priced from the catalog: tiny-wan2.2, 0.01 a second, 5 s
     with database.write() as conn:
-        assert billing.settle(conn, job.id, "charge")
-        assert not billing.settle(conn, job.id, "charge")
-        assert not billing.settle(conn, job.id, "refund")
-    assert jobs.balance(key.id) == to_micro(0.7)
+        assert billing.settle(conn, job.id, Settlement.CHARGE)
+        assert not billing.settle(conn, job.id, Settlement.CHARGE)
+        assert not billing.settle(conn, job.id, Settlement.REFUND)
+    assert jobs.balance(key.id) == to_micro(0.95)
     assert [r.kind for r in ledger_rows(database, key.id)] == ["grant", "reserve", "charge"]
     assert_books_balance(database, key.id)
 
 
 def test_concurrent_submits_never_overspend(database):
     """20 submits at once from a key with credits for 10: exactly 10 are queued."""
-    key, _ = keys.create_key(database, "erin", 1.0)
+    key, _ = keys.create_key(database, "erin", 0.5)  # each job costs 0.05
     jobs = Jobs(database)
 
     def submit(_):
         try:
-            return jobs.submit(key, REQUEST, cost=to_micro(0.1), protocol="test").id
+            return jobs.submit(key, REQUEST, protocol="test").id
         except InsufficientCredits:
             return None
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from openveo.core.request import GenerationRequest
 from openveo.service import keys, refusals
 from openveo.service.billing import to_micro
 from openveo.service.jobs import Jobs, QueuePolicy
 from openveo.service.metrics import LATENCY_BUCKETS, STEP_BUCKETS, deployment_stats
-from openveo.service.requests import GenerationRequest
 from openveo.service.workers import WorkerRegistry
+from tests.helpers import job_result
 
 WAN = GenerationRequest(prompt="a harbour", model="tiny-wan2.2", seed=1)
 LTX = GenerationRequest(prompt="a harbour", model="tiny-ltx", seed=1)
@@ -18,17 +19,17 @@ def test_counts_follow_the_jobs(database):
     jobs = Jobs(database, QueuePolicy(max_attempts=1))
     assert deployment_stats(database).finished == {}
 
-    done = [jobs.submit(key, WAN, cost=to_micro(0.05), protocol="test") for _ in range(2)]
+    done = [jobs.submit(key, WAN, protocol="test") for _ in range(2)]
     for job, per_step in zip(done, (0.03, 0.3), strict=True):
         jobs.claim("w1", ["tiny-wan2.2"])
-        assert jobs.complete(job.id, "w1", {"videos": [], "seconds_per_step": per_step}) == "succeeded"
-    failing = jobs.submit(key, WAN, cost=to_micro(0.05), protocol="test")
+        assert jobs.complete(job.id, "w1", job_result(seconds_per_step=per_step)) == "succeeded"
+    failing = jobs.submit(key, WAN, protocol="test")
     jobs.claim("w1", ["tiny-wan2.2"])
     jobs.fail(failing.id, "w1", "boom")
-    canceled = jobs.submit(key, LTX, cost=to_micro(0.08), protocol="test")
+    canceled = jobs.submit(key, LTX, protocol="test")
     jobs.cancel(canceled.id)
-    jobs.submit(key, LTX, cost=to_micro(0.08), protocol="test")  # waits
-    jobs.submit(key, WAN, cost=to_micro(0.05), protocol="test")
+    jobs.submit(key, LTX, protocol="test")  # waits
+    jobs.submit(key, WAN, protocol="test")
     jobs.claim("w1", ["tiny-wan2.2"])  # runs
     WorkerRegistry(database).register("w1", "host", 1, ["tiny-wan2.2"], "cpu")
     WorkerRegistry(database).beat("w1", "busy")

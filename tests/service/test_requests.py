@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from openveo.engine.catalog import Catalog
-from openveo.service.requests import InvalidRequest, Limits, build_request
+from openveo.core.catalog import Catalog
+from openveo.core.request import InvalidRequest, Limits, build_request
 from tests.helpers import png_bytes
 
 LIMITS = Limits(max_prompt_chars=100, max_image_bytes=50_000)

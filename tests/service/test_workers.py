@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
+from openveo.core.request import GenerationRequest
 from openveo.service import keys, workers
-from openveo.service.billing import to_micro
 from openveo.service.jobs import Jobs
-from openveo.service.requests import GenerationRequest
 from openveo.service.workers import WorkerRegistry
 
 
@@ -21,13 +20,11 @@ def test_live_workers_queue_and_failures(database, monkeypatch):
     key, _ = keys.create_key(database, "k", 1.0)
     jobs = Jobs(database)
     request = GenerationRequest(prompt="x", model="tiny-wan2.2", seed=1)
-    jobs.submit(key, request, cost=to_micro(0.05), protocol="test")
-    jobs.submit(
-        key, GenerationRequest(prompt="x", model="tiny-ltx", seed=1), cost=to_micro(0.05), protocol="test"
-    )
-    failed = jobs.submit(key, request, cost=to_micro(0.05), protocol="test")
+    jobs.submit(key, request, protocol="test")
+    jobs.submit(key, GenerationRequest(prompt="x", model="tiny-ltx", seed=1), protocol="test")
+    failed = jobs.submit(key, request, protocol="test")
     jobs.claim("host-a:1", ["tiny-wan2.2"])  # the oldest tiny-wan2.2 job
-    jobs.fail(jobs.list(key.id, newest_first=False)[0][0].id, "host-a:1", "out of memory", retry=False)
+    jobs.fail(jobs.page(key.id, newest_first=False)[0][0].id, "host-a:1", "out of memory", retry=False)
 
     report = registry.status()
     by_id = {w["id"]: w for w in report["workers"]}

@@ -50,3 +50,50 @@ def test_processes_starting_together_migrate_one_at_a_time(database):
     with database.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
     assert differences == []
+
+
+def test_jobs_stored_before_typed_origins_keep_theirs(database):
+    """Migration 0007 turned each job's free-form `extra` into a typed origin: jobs already stored
+    still answer in their protocol's terms (operation names, the model asked for, remixes)."""
+    import json
+    import time
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from openveo.core.job import JobOrigin
+    from openveo.service import keys
+    from openveo.service.jobs import Jobs
+    from openveo.store.db import alembic_config
+
+    with database.engine.connect() as conn:
+        command.downgrade(alembic_config(conn), "0006")
+        conn.commit()
+    key, _ = keys.create_key(database, "old", 1.0)
+    old = {
+        "google": {"base_url": "http://h", "model_path": "models/veo-2", "person_generation": None},
+        "openai": {"base_url": "http://h", "model": "sora-2", "remixed_from_video_id": "video_ab12"},
+    }
+    with database.engine.begin() as conn:
+        for job_id, extra in old.items():
+            conn.execute(
+                text(
+                    "INSERT INTO jobs (id, key_id, protocol, model, request, extra, status, cost, billing, "
+                    "attempts, progress_step, progress_total, cancel_requested, created_at, updated_at) "
+                    "VALUES (:id, :key, 'test', 'tiny-wan2.2', :request, :extra, 'queued', 0, 'reserved', "
+                    "0, 0, 0, false, :now, :now)"
+                ),
+                {
+                    "id": job_id,
+                    "key": key.id,
+                    "request": json.dumps({"prompt": "p", "model": "tiny-wan2.2", "seed": 1}),
+                    "extra": json.dumps(extra),
+                    "now": time.time(),
+                },
+            )
+    database.upgrade()
+    jobs = Jobs(database)
+    assert jobs.get("google").origin == JobOrigin(base_url="http://h", route="models/veo-2")
+    assert jobs.get("openai").origin == JobOrigin(
+        base_url="http://h", requested_model="sora-2", remix_of="ab12"
+    )

@@ -46,7 +46,9 @@ async def readyz(request: Request) -> JSONResponse:
     state = state_of(request)
     try:
         report = {
-            **await run_in_threadpool(WorkerRegistry(state.runtime.db).readiness, state.routed_models()),
+            **await run_in_threadpool(
+                WorkerRegistry(state.runtime.db).readiness, state.runtime.catalog.routed()
+            ),
             "database": "ok",
         }
     except OUTAGE as exc:

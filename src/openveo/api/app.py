@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -25,12 +26,12 @@ from openveo.api import (
     segmind,
     verify,
 )
-from openveo.api.auth import RateLimiter
 from openveo.api.state import ApiState
 from openveo.api.watch import JobWatcher
 from openveo.config import Settings
-from openveo.service.policy import policy_from_settings
+from openveo.core.job import Job, job_folder
 from openveo.service.runtime import Runtime, open_runtime
+from openveo.service.submit import open_submitter
 from openveo.service.webhooks import Dispatcher, key_secret
 from openveo.store.db import log_failure
 
@@ -45,10 +46,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt = runtime or open_runtime(settings)
         watcher = JobWatcher(rt.jobs, rt.wakeups)
         watcher.start()
-        app.state.openveo = ApiState(
-            rt, watcher, RateLimiter(settings.rate_limit_per_minute), policy_from_settings(settings)
-        )
-        state = app.state.openveo
+        state = ApiState(rt, watcher, open_submitter(settings, rt.db, rt.jobs, rt.catalog))
+        app.state.openveo = state
         tasks = [asyncio.create_task(_housekeeping(rt)), asyncio.create_task(_deliver_webhooks(state))]
         try:
             yield
@@ -109,7 +108,7 @@ async def _deliver_webhooks(state: ApiState) -> None:
     runtime = state.runtime
     dispatcher = Dispatcher(
         runtime.db,
-        render=lambda job_id: jobs.job_json(state, *_job_with_base(runtime, job_id)),
+        render=lambda job_id: _webhook_data(state, runtime.jobs.get(job_id, include_deleted=True)),
         secret_for=lambda job_id: key_secret(
             runtime.secret, runtime.jobs.get(job_id, include_deleted=True).key_id
         ),
@@ -124,9 +123,9 @@ async def _deliver_webhooks(state: ApiState) -> None:
         await state.watcher.next_change(timeout=1.0)
 
 
-def _job_with_base(runtime: Runtime, job_id: str):
-    job = runtime.jobs.get(job_id, include_deleted=True)
-    return job.extra.get("base_url", ""), job
+def _webhook_data(state: ApiState, job: Job) -> dict[str, Any]:
+    """A webhook carries the native job, with links as the client that submitted it reaches us."""
+    return jobs.job_json(state, job.origin.base_url, job)
 
 
 async def _housekeeping(runtime: Runtime) -> None:
@@ -134,7 +133,7 @@ async def _housekeeping(runtime: Runtime) -> None:
     while True:
         try:
             for job_id in await run_in_threadpool(runtime.jobs.recover):
-                await run_in_threadpool(runtime.blobs.delete_prefix, f"jobs/{job_id}")
+                await run_in_threadpool(runtime.blobs.delete_prefix, job_folder(job_id))
         except Exception:
             log_failure(log, "housekeeping failed; will retry")
         await asyncio.sleep(HOUSEKEEPING_S)

@@ -25,7 +25,10 @@ def download(blob_key: str, request: Request, expires: str = "", signature: str 
     except ValueError:
         raise ApiError(404, "no such file") from None
     if path is None:
-        return RedirectResponse(blobs.presigned_url(blob_key, float(expires)), status_code=307)
+        presigned = blobs.presigned_url(blob_key, float(expires))
+        if presigned is None:  # a store with neither local files nor presigned links: nothing to serve
+            raise ApiError(404, "no such file")
+        return RedirectResponse(presigned, status_code=307)
     if not path.is_file():
         raise ApiError(404, "this result is no longer stored (its retention has ended)")
     return FileResponse(path, media_type=content_type(blob_key))

@@ -23,13 +23,14 @@ from openveo.api.auth import require_key
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
-from openveo.engine.catalog import UnknownModel
-from openveo.service.jobs import CANCELED, SUCCEEDED, Job, JobNotFound
+from openveo.core.catalog import UnknownModel
+from openveo.core.job import Job, JobOrigin, JobStatus
 from openveo.service.keys import ApiKey
 from openveo.service.policy import PERSON_GENERATION
 
 router = APIRouter()
 
+VERTEX, GEMINI = PROTOCOLS = ("google-vertex", "google-gemini")  # the jobs' protocol names
 VERTEX_VERSIONS = ("v1", "v1beta1")
 GEMINI_VERSIONS = ("v1beta", "v1", "v1alpha")
 RESOLUTIONS = {"720p": {"16:9": (1280, 720), "9:16": (720, 1280)}}
@@ -126,10 +127,8 @@ def _check_version(version: str, allowed: tuple[str, ...]) -> None:
 # ---- request parsing ----------------------------------------------------------------------------
 
 
-def _request_fields(
-    state: ApiState, model: str, body: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The shared request's fields from a predictLongRunning body, plus Veo options kept on the job."""
+def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The shared request's fields from a predictLongRunning body, and its personGeneration."""
     instances = body.get("instances")
     if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], dict):
         raise ApiError(422, "instances must be a list with exactly one instance", field="instances")
@@ -181,12 +180,7 @@ def _request_fields(
             f"personGeneration must be one of {', '.join(PERSON_GENERATION)}; got {person!r}",
             field="parameters.personGeneration",
         )
-    options = {
-        "model_path": None,
-        "person_generation": person,
-        "enhance_prompt": parameters.get("enhancePrompt"),
-    }
-    return fields, options
+    return fields, person
 
 
 def _seed(value: Any) -> Any:
@@ -217,16 +211,15 @@ def _image(value: Any) -> bytes | None:
 async def _start(request: Request, model: str, model_path: str, protocol: str) -> Job:
     state, key = await _caller(request)
     body = await read_fields(request, state.settings.max_body_bytes)
-    fields, options = _request_fields(state, model, body)
-    options["model_path"] = model_path
+    fields, people = _request_fields(state, model, body)
     return await state.submit(
         request,
         key,
         fields,
         protocol=protocol,
         wire_names=WIRE_NAMES,
-        extra=options,
-        people=options["person_generation"],
+        origin=JobOrigin(requested_model=model, route=model_path),
+        people=people,
         webhook_url=_webhook_url(body.get("webhookConfig")),
     )
 
@@ -245,7 +238,7 @@ def _webhook_url(config: Any) -> str | None:
 
 
 def _operation_name(job: Job) -> str:
-    return f"{job.extra['model_path']}/operations/{job.id}"
+    return f"{job.origin.route}/operations/{job.id}"
 
 
 def _operation(job: Job, done_response: dict[str, Any] | None) -> dict[str, Any]:
@@ -253,7 +246,7 @@ def _operation(job: Job, done_response: dict[str, Any] | None) -> dict[str, Any]
     if not job.done:
         operation["metadata"] = {"progressPercent": round(job.progress * 100)}
         return operation
-    if job.status == SUCCEEDED and done_response is not None:
+    if job.status == JobStatus.SUCCEEDED and done_response is not None:
         operation["response"] = done_response
     else:
         operation["error"] = _failure(job)
@@ -261,7 +254,7 @@ def _operation(job: Job, done_response: dict[str, Any] | None) -> dict[str, Any]
 
 
 def _failure(job: Job) -> dict[str, Any]:
-    if job.status == CANCELED:
+    if job.status == JobStatus.CANCELED:
         return {"code": _RPC_CANCELLED, "message": job.error or "canceled"}
     if job.result:  # it was generated once; its files are gone
         return {
@@ -272,21 +265,16 @@ def _failure(job: Job) -> dict[str, Any]:
 
 
 async def _own_job(state: ApiState, key: ApiKey, job_id: str, model_path: str | None = None) -> Job:
-    try:
-        job = await run_in_threadpool(state.jobs.get, job_id, key.id)
-    except JobNotFound:
-        job = None
-    if (
-        job is None
-        or job.protocol not in ("google-vertex", "google-gemini")
-        or (model_path is not None and job.extra.get("model_path") != model_path)
-    ):
-        raise ApiError(404, f"operation {job_id!r} not found")
+    """The caller's operation: a job of theirs made through this API (under this model's path)."""
+    missing = f"operation {job_id!r} not found"
+    job = await state.owned_job(key, job_id, missing)
+    if job.protocol not in PROTOCOLS or (model_path is not None and job.origin.route != model_path):
+        raise ApiError(404, missing)
     return job
 
 
 async def _vertex_response(state: ApiState, job: Job) -> dict[str, Any] | None:
-    if job.status != SUCCEEDED:
+    if job.status != JobStatus.SUCCEEDED:
         return None
     videos = []
     for index in range(len(job.videos)):
@@ -296,7 +284,7 @@ async def _vertex_response(state: ApiState, job: Job) -> dict[str, Any] | None:
 
 
 def _gemini_response(request: Request, state: ApiState, job: Job, version: str) -> dict[str, Any] | None:
-    if job.status != SUCCEEDED:
+    if job.status != JobStatus.SUCCEEDED:
         return None
     base = state.base_url(request)
     samples = [
@@ -317,7 +305,7 @@ async def _vertex(request: Request, version: str, model_path: str, model_action:
     model, action = _split_action(model_action, ("predictLongRunning", "fetchPredictOperation"))
     path = f"{model_path}/{model}"
     if action == "predictLongRunning":
-        job = await _start(request, model, path, "google-vertex")
+        job = await _start(request, model, path, VERTEX)
         return JSONResponse({"name": _operation_name(job)})
     state, key = await _caller(request)
     body = await read_fields(request, state.settings.max_body_bytes)
@@ -351,7 +339,7 @@ async def vertex_project(
 async def gemini_start(version: str, model_action: str, request: Request) -> JSONResponse:
     _check_version(version, GEMINI_VERSIONS)
     model, _ = _split_action(model_action, ("predictLongRunning",))
-    job = await _start(request, model, f"models/{model}", "google-gemini")
+    job = await _start(request, model, f"models/{model}", GEMINI)
     return JSONResponse({"name": _operation_name(job)})
 
 
@@ -377,7 +365,7 @@ async def gemini_download(version: str, file_path: str, request: Request) -> Res
         raise ApiError(404, f"file {file_path!r} not found")
     job_id, index = match.group(1), int(match.group(2), 16)
     job = await _own_job(state, key, job_id)
-    if job.status != SUCCEEDED or index >= len(job.videos):
+    if job.status != JobStatus.SUCCEEDED or index >= len(job.videos):
         raise ApiError(404, f"file {file_path!r} not found or expired")
     data = await run_in_threadpool(state.read_file, job, index)
     return Response(content=data, media_type="video/mp4")

@@ -5,6 +5,7 @@ and live progress as server-sent events. Errors are `{"error": "..."}`; keys com
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
+from openveo.core.job import Billing, Job, JobStatus
 from openveo.service.billing import to_credits
-from openveo.service.jobs import Job, JobNotFound
+from openveo.service.jobs import JobNotFound
 from openveo.service.keys import ApiKey
 from openveo.service.webhooks import key_secret
 
@@ -30,7 +32,10 @@ KEEPALIVE_S = 15.0
 
 def job_json(state: ApiState, base_url: str, job: Job, queue_position: int | None = None) -> dict[str, Any]:
     """The native representation of a job; status words are the core's own."""
-    request = {k: v for k, v in job.request.items() if k != "seed_was_random"}
+    request = dataclasses.asdict(job.request)
+    for internal in ("image", "seed_was_random"):
+        del request[internal]
+    succeeded = job.status == JobStatus.SUCCEEDED
     return {
         "id": job.id,
         "object": "job",
@@ -43,20 +48,18 @@ def job_json(state: ApiState, base_url: str, job: Job, queue_position: int | Non
         "queue_position": queue_position,
         "attempts": job.attempts,
         "cost": to_credits(job.cost),
-        "charged": job.billing == "charged",
+        "charged": job.billing == Billing.CHARGED,
         "request": {**request, "has_image": job.has_image},
-        "error": job.error if job.status != "succeeded" else None,
+        "error": None if succeeded else job.error,
         "videos": [
             {
                 "url": state.file_url(base_url, job, i),
                 "thumbnail_url": state.file_url(base_url, job, i, "thumbnail"),
-                "seed": video["seed"],
+                "seed": video.seed,
             }
-            for i, video in enumerate(job.videos)
-        ]
-        if job.status == "succeeded"
-        else [],
-        "timings": (job.result or {}).get("timings"),
+            for i, video in enumerate(job.videos if succeeded else ())
+        ],
+        "timings": dict(job.result.timings) if job.result else None,
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
@@ -69,11 +72,8 @@ async def _key(request: Request) -> tuple[ApiState, ApiKey]:
     return state, await state.key(request, bearer=True, missing=MISSING_KEY)
 
 
-async def _job(state: ApiState, key: ApiKey, job_id: str) -> Job:
-    try:
-        return await run_in_threadpool(state.jobs.get, job_id, key.id)
-    except JobNotFound:
-        raise ApiError(404, f"no job {job_id!r} for this key") from None
+def _missing(job_id: str) -> str:
+    return f"no job {job_id!r} for this key"
 
 
 async def _render(state: ApiState, request: Request, job: Job) -> dict[str, Any]:
@@ -105,7 +105,7 @@ async def list_jobs(request: Request, limit: int = 20, after: str | None = None)
     if not 1 <= limit <= MAX_PAGE:
         raise ApiError(422, f"limit must be from 1 to {MAX_PAGE}; got {limit}", field="limit")
     try:
-        page, more = await run_in_threadpool(state.jobs.list, key.id, limit=limit, after=after)
+        page, more = await run_in_threadpool(state.jobs.page, key.id, limit=limit, after=after)
     except JobNotFound:
         raise ApiError(422, f"after: no job {after!r} for this key", field="after") from None
     base = state.base_url(request)
@@ -127,7 +127,7 @@ async def webhook_secret(request: Request) -> dict[str, str]:
 @router.get("/v1/jobs/{job_id}")
 async def get_job(job_id: str, request: Request) -> dict[str, Any]:
     state, key = await _key(request)
-    return await _render(state, request, await _job(state, key, job_id))
+    return await _render(state, request, await state.owned_job(key, job_id, _missing(job_id)))
 
 
 @router.post("/v1/jobs/{job_id}/cancel")
@@ -136,7 +136,7 @@ async def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
     try:
         job = await run_in_threadpool(state.jobs.cancel, job_id, key.id)
     except JobNotFound:
-        raise ApiError(404, f"no job {job_id!r} for this key") from None
+        raise ApiError(404, _missing(job_id)) from None
     return await _render(state, request, job)
 
 
@@ -145,7 +145,7 @@ async def job_events(job_id: str, request: Request) -> StreamingResponse:
     """Server-sent events: one `job` event with the full job each time it changes (queue position,
     every denoising step, the final state), then the stream ends."""
     state, key = await _key(request)
-    await _job(state, key, job_id)
+    await state.owned_job(key, job_id, _missing(job_id))
 
     async def stream() -> AsyncIterator[bytes]:
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()

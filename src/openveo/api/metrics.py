@@ -64,7 +64,7 @@ def _gauge(name: str, documentation: str, by_model: dict[str, int]) -> Metric:
     return family
 
 
-def _counter(name: str, documentation: str, labels: list[str], counts: dict[tuple[str, ...], int]) -> Metric:
+def _counter(name: str, documentation: str, labels: list[str], counts: dict[tuple[str, str], int]) -> Metric:
     family = CounterMetricFamily(name, documentation, labels=labels)
     for values, count in sorted(counts.items()):
         family.add_metric(list(values), count)

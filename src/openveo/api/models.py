@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openveo.api.jobs import MISSING_KEY
 from openveo.api.state import state_of
-from openveo.engine.catalog import Preset
+from openveo.core.catalog import Preset
 from openveo.service.workers import WorkerRegistry
 
 router = APIRouter()
@@ -23,12 +23,11 @@ async def list_models(request: Request) -> dict[str, Any]:
     await state.key(request, bearer=True, missing=MISSING_KEY)
     catalog = state.runtime.catalog
     serving = await run_in_threadpool(WorkerRegistry(state.runtime.db).serving)
-    routed = state.routed_models()
+    routed = catalog.routed()
     # A worker may serve a model this server's catalog lacks (a newer version elsewhere): skip it.
     names = [n for n in dict.fromkeys([*routed, *sorted(serving)]) if n in catalog.presets]
-    aliases = {name: sorted(a for a in catalog.aliases if catalog.resolve(a).name == name) for name in names}
     data = [
-        _model_json(catalog.presets[name], aliases[name], serving.get(name, 0), name == routed[0])
+        _model_json(catalog.presets[name], catalog.aliases_of(name), serving.get(name, 0), name == routed[0])
         for name in names
     ]
     return {"object": "list", "data": data}

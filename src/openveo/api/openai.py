@@ -5,7 +5,7 @@ preset cannot make is refused with a clear error, never quietly changed."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
-from openveo.engine.catalog import Preset, UnknownModel
-from openveo.service.jobs import CANCELED, EXPIRED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobNotFound
+from openveo.core.catalog import Preset, UnknownModel
+from openveo.core.job import FileKind, Job, JobOrigin, JobStatus, job_folder
+from openveo.service.jobs import JobNotFound
 from openveo.service.keys import ApiKey
 
 router = APIRouter()
@@ -33,7 +34,12 @@ MISSING_KEY = (
 FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
 EXTENSIONS = ("seed", "webhook_url")  # openveo's own additions to the create call
 WIRE_NAMES = {"duration_s": "seconds", "image": "input_reference", "output_size": "size"}
-STATUS_WORDS = {QUEUED: "queued", RUNNING: "in_progress", SUCCEEDED: "completed", FAILED: "failed"}
+STATUS_WORDS = {
+    JobStatus.QUEUED: "queued",
+    JobStatus.RUNNING: "in_progress",
+    JobStatus.SUCCEEDED: "completed",
+    JobStatus.FAILED: "failed",
+}
 VARIANTS = {"video": "video/mp4", "thumbnail": "image/jpeg", "spritesheet": "image/jpeg"}
 
 
@@ -77,11 +83,8 @@ def _video_id(job_id: str) -> str:
 
 
 async def _own_video(state: ApiState, key: ApiKey, video_id: str) -> Job:
-    job_id = video_id.removeprefix(ID_PREFIX)
-    try:
-        return await run_in_threadpool(state.jobs.get, job_id, key.id)
-    except JobNotFound:
-        raise ApiError(404, f"Video with id '{video_id}' not found.", field="video_id") from None
+    missing = f"Video with id '{video_id}' not found."
+    return await state.owned_job(key, video_id.removeprefix(ID_PREFIX), missing, field="video_id")
 
 
 def _preset(state: ApiState, model: str) -> Preset:
@@ -126,7 +129,7 @@ def _size(value: Any) -> tuple[str, str]:
 
 
 async def _submit(
-    request: Request, state: ApiState, key: ApiKey, wire: dict[str, Any], *, extra: dict[str, Any]
+    request: Request, state: ApiState, key: ApiKey, wire: dict[str, Any], *, remix_of: str | None = None
 ) -> Job:
     model = str(wire.get("model") or DEFAULT_MODEL)
     preset = _preset(state, model)
@@ -146,20 +149,19 @@ async def _submit(
         fields,
         protocol="openai",
         wire_names=WIRE_NAMES,
-        extra={"model": model, **extra},
+        origin=JobOrigin(requested_model=model, remix_of=remix_of),
         webhook_url=wire.get("webhook_url") or None,
     )
 
 
 def video_json(job: Job) -> dict[str, Any]:
-    width, height = job.request.get("output_size") or (None, None)
     status = STATUS_WORDS.get(job.status, "failed")
     error = None
-    if job.status == CANCELED:
+    if job.status == JobStatus.CANCELED:
         error = {"code": "canceled", "message": job.error or "canceled"}
-    elif job.status == FAILED:
+    elif job.status == JobStatus.FAILED:
         error = {"code": "generation_failed", "message": job.error or "generation failed"}
-    elif job.status == EXPIRED:
+    elif job.status == JobStatus.EXPIRED:
         if job.result:
             status = "completed"  # it was delivered; its files are gone now
         else:
@@ -167,18 +169,23 @@ def video_json(job: Job) -> dict[str, Any]:
     return {
         "id": _video_id(job.id),
         "object": "video",
-        "model": job.extra.get("model", job.model),
+        "model": job.origin.requested_model or job.model,
         "status": status,
         "progress": 100 if status == "completed" else math.floor(job.progress * 100),
         "created_at": int(job.created_at),
         "completed_at": int(job.finished_at) if status == "completed" and job.finished_at else None,
         "expires_at": int(job.expires_at) if job.expires_at else None,
-        "prompt": job.request["prompt"],
-        "seconds": str(job.request["duration_s"]),
-        "size": f"{width}x{height}" if width else None,
-        "remixed_from_video_id": job.extra.get("remixed_from_video_id"),
+        "prompt": job.request.prompt,
+        "seconds": str(job.request.duration_s),
+        "size": _size_text(job),
+        "remixed_from_video_id": _video_id(job.origin.remix_of) if job.origin.remix_of else None,
         "error": error,
     }
+
+
+def _size_text(job: Job) -> str | None:
+    size = job.request.output_size
+    return f"{size[0]}x{size[1]}" if size else None
 
 
 def _answer(job: Job, status_code: int = 200) -> JSONResponse:
@@ -194,7 +201,7 @@ async def create_video(request: Request) -> JSONResponse:
     if unknown:
         raise ApiError(422, f"Unknown parameter: '{unknown[0]}'", field=unknown[0])
     wire["image"] = await state.image(wire.pop("input_reference", None), "input_reference")
-    job = await _submit(request, state, key, wire, extra={})
+    job = await _submit(request, state, key, wire)
     return _answer(job)
 
 
@@ -210,7 +217,7 @@ async def list_videos(
     cursor = after.removeprefix(ID_PREFIX) if after else None
     try:
         page, more = await run_in_threadpool(
-            state.jobs.list, key.id, limit=limit, after=cursor, newest_first=order == "desc"
+            state.jobs.page, key.id, limit=limit, after=cursor, newest_first=order == "desc"
         )
     except JobNotFound:
         raise ApiError(422, f"Invalid after {after!r}: no such video", field="after") from None
@@ -235,7 +242,7 @@ async def delete_video(video_id: str, request: Request) -> dict[str, Any]:
     state, key = await _caller(request)
     job = await _own_video(state, key, video_id)
     await run_in_threadpool(state.jobs.delete, job.id, key.id)
-    await run_in_threadpool(state.runtime.blobs.delete_prefix, f"jobs/{job.id}")
+    await run_in_threadpool(state.runtime.blobs.delete_prefix, job_folder(job.id))
     return {"id": video_id, "object": "video.deleted", "deleted": True}
 
 
@@ -247,10 +254,10 @@ async def video_content(video_id: str, request: Request, variant: str = "video")
             422, f"Invalid variant {variant!r}; expected one of {', '.join(VARIANTS)}", field="variant"
         )
     job = await _own_video(state, key, video_id)
-    if job.status != SUCCEEDED:
-        words = "has expired" if job.status == EXPIRED else f"is {video_json(job)['status']}"
+    if job.status != JobStatus.SUCCEEDED:
+        words = "has expired" if job.status == JobStatus.EXPIRED else f"is {video_json(job)['status']}"
         raise ApiError(404, f"Video {video_id} {words}; its content is not available", field="video_id")
-    data = await run_in_threadpool(state.read_file, job, 0, variant)
+    data = await run_in_threadpool(state.read_file, job, 0, cast(FileKind, variant))
     return Response(content=data, media_type=VARIANTS[variant])
 
 
@@ -263,14 +270,13 @@ async def remix_video(video_id: str, request: Request) -> JSONResponse:
     unknown = sorted(set(wire) - {"prompt"})
     if unknown:
         raise ApiError(422, f"Unknown parameter: '{unknown[0]}'", field=unknown[0])
-    width, height = source.request.get("output_size") or (None, None)
     remix = {
         "prompt": wire.get("prompt"),
-        "model": source.extra.get("model", source.model),
-        "seconds": str(source.request["duration_s"]),
-        "size": f"{width}x{height}" if width else None,
-        "seed": source.request["seed"],
+        "model": source.origin.requested_model or source.model,
+        "seconds": str(source.request.duration_s),
+        "size": _size_text(source),
+        "seed": source.request.seed,
         "image": await run_in_threadpool(state.jobs.image_of, source.id) if source.has_image else None,
     }
-    job = await _submit(request, state, key, remix, extra={"remixed_from_video_id": video_id})
+    job = await _submit(request, state, key, remix, remix_of=source.id)
     return _answer(job)

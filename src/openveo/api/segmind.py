@@ -15,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
-from openveo.engine.catalog import UnknownModel
+from openveo.core.catalog import UnknownModel
+from openveo.core.job import Job, JobStatus
 from openveo.service.billing import credits_text
-from openveo.service.jobs import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobNotFound
+from openveo.service.jobs import JobNotFound
 
 router = APIRouter()
 
@@ -27,7 +28,7 @@ IMAGE_SUFFIX = "-image2video"
 WIRE_TO_FIELD = {"duration": "duration_s"}
 FIELD_TO_WIRE = {v: k for k, v in WIRE_TO_FIELD.items()}
 ALLOWED = ("prompt", "negative_prompt", "duration", "aspect_ratio", "seed", "image", "webhook_url")
-STATUS_WORDS = {QUEUED: "QUEUED", RUNNING: "PROCESSING", SUCCEEDED: "COMPLETED"}
+STATUS_WORDS = {JobStatus.QUEUED: "QUEUED", JobStatus.RUNNING: "PROCESSING", JobStatus.SUCCEEDED: "COMPLETED"}
 
 
 def _model_for(state: ApiState, slug: str) -> tuple[str, bool]:
@@ -83,7 +84,7 @@ async def run_sync(slug: str, request: Request) -> Response:
                 await asyncio.shield(run_in_threadpool(state.jobs.cancel, job.id))
     if finished is None:
         return Response(status_code=499)
-    if finished.status != SUCCEEDED:
+    if finished.status != JobStatus.SUCCEEDED:
         raise ApiError(
             500,
             f"generation failed and was not charged: {finished.error or finished.status}",
@@ -96,7 +97,7 @@ async def run_sync(slug: str, request: Request) -> Response:
         media_type="video/mp4",
         headers={
             "x-remaining-credits": credits_text(balance),
-            "x-seed-value": str(finished.videos[0]["seed"]),
+            "x-seed-value": str(finished.videos[0].seed),
             "x-request-id": finished.id,
             "x-generation-time": f"{finished.generation_time or 0.0:.3f}",
             "x-cost": credits_text(finished.cost),
@@ -114,7 +115,11 @@ async def submit_async(slug: str, request: Request) -> dict[str, Any]:
 @router.get("/v2/requests/{request_id}/status")
 async def request_status(request_id: str, request: Request) -> dict[str, Any]:
     state, job = await _owned_job(request, request_id)
-    body = {"request_id": job.id, "status": _status_word(job), **_urls(state.base_url(request), job.id)}
+    body: dict[str, Any] = {
+        "request_id": job.id,
+        "status": _status_word(job),
+        **_urls(state.base_url(request), job.id),
+    }
     body["metrics"] = {
         "progress": round(job.progress, 4),
         "queue_position": await run_in_threadpool(state.jobs.queue_position, job),
@@ -136,7 +141,7 @@ async def request_result(request_id: str, request: Request) -> Response:
     if word == "COMPLETED":
         body["output"] = state.file_url(state.base_url(request), job)
         body["metrics"] = {"inference_time": round(job.generation_time or 0.0, 3)}
-        body["seed"] = job.videos[0]["seed"]
+        body["seed"] = job.videos[0].seed
     return JSONResponse(body)
 
 
@@ -150,10 +155,7 @@ async def wrong_method(slug: str, request: Request) -> Response:
 async def _owned_job(request: Request, request_id: str) -> tuple[ApiState, Job]:
     state = state_of(request)
     key = await state.key(request, missing=MISSING_KEY)
-    try:
-        return state, await run_in_threadpool(state.jobs.get, request_id, key.id)
-    except JobNotFound:
-        raise ApiError(404, f"no request {request_id!r} for this key") from None
+    return state, await state.owned_job(key, request_id, f"no request {request_id!r} for this key")
 
 
 def _urls(base: str, job_id: str) -> dict[str, str]:
@@ -168,8 +170,8 @@ def _status_word(job: Job) -> str:
 
 
 def _failure(job: Job) -> str:
-    if job.status == CANCELED:
+    if job.status == JobStatus.CANCELED:
         return "the request was canceled; it was not charged"
-    if job.status == FAILED:
+    if job.status == JobStatus.FAILED:
         return f"generation failed; it was not charged: {job.error}"
     return "the result has expired; results are kept for a limited time"

@@ -1,4 +1,6 @@
-"""What every protocol's routes share: the runtime, auth, the one submit path, and result links."""
+"""What every protocol's routes share: the runtime, auth, the one submit path, the caller's own jobs,
+and links to result files. Domain errors from the service are turned into `ApiError` here, so each
+protocol only renders them."""
 
 from __future__ import annotations
 
@@ -12,18 +14,20 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from openveo import logs
-from openveo.api.auth import RateLimiter, key_from_headers, require_key
+from openveo.api.auth import key_from_headers, require_key
 from openveo.api.bodies import image_bytes
 from openveo.api.errors import ApiError
 from openveo.api.watch import JobWatcher
-from openveo.service import refusals
-from openveo.service.billing import InsufficientCredits, to_micro
-from openveo.service.jobs import MAX_IDEMPOTENCY_KEY, Job
+from openveo.config import Settings
+from openveo.core.job import FileKind, Job, JobOrigin, JobStatus
+from openveo.core.request import InvalidRequest
+from openveo.service.billing import InsufficientCredits
+from openveo.service.jobs import JobNotFound, Jobs
 from openveo.service.keys import ApiKey
-from openveo.service.policy import ContentPolicy, ModerationUnavailable, PolicyViolation
-from openveo.service.requests import GenerationRequest, InvalidRequest, Limits, build_request
+from openveo.service.policy import ModerationUnavailable, PolicyViolation
+from openveo.service.ratelimit import RateLimited
 from openveo.service.runtime import Runtime
-from openveo.service.webhooks import valid_url
+from openveo.service.submit import Submission, Submitter
 from openveo.store.blobs import BlobMissing, StorageUnavailable
 
 log = logging.getLogger("openveo.api")
@@ -33,22 +37,15 @@ log = logging.getLogger("openveo.api")
 class ApiState:
     runtime: Runtime
     watcher: JobWatcher
-    limiter: RateLimiter
-    policy: ContentPolicy
+    submitter: Submitter
 
     @property
-    def jobs(self):
+    def jobs(self) -> Jobs:
         return self.runtime.jobs
 
     @property
-    def settings(self):
+    def settings(self) -> Settings:
         return self.runtime.settings
-
-    def routed_models(self) -> list[str]:
-        """The presets the protocols send jobs to: the served model (first) and alias targets."""
-        catalog, settings = self.runtime.catalog, self.settings
-        names = (settings.model, *settings.aliases.values())
-        return list(dict.fromkeys(catalog.resolve(name).name for name in names))
 
     async def key(self, request: Request, *, bearer: bool = False, missing: str) -> ApiKey:
         secret = key_from_headers(request, bearer=bearer)
@@ -62,80 +59,49 @@ class ApiState:
         *,
         protocol: str,
         wire_names: Mapping[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
+        origin: JobOrigin | None = None,
         people: str | None = None,
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Validate, rate-limit, check the content policy, price, reserve and queue: the one path every
-        protocol submits through. `people` is Google's personGeneration, where the request gave one."""
-        settings = self.settings
-        limits = Limits(max_prompt_chars=settings.max_prompt_chars, max_image_bytes=settings.max_image_bytes)
+        """Queue the request the fields describe (see service/submit.py), answering a refusal as an
+        `ApiError` that names the field by its `wire_names` spelling."""
+        submission = Submission(
+            protocol=protocol,
+            origin=dataclasses.replace(origin or JobOrigin(), base_url=self.base_url(request)),
+            people=people,
+            webhook_url=webhook_url,
+            idempotency_key=idempotency_key,
+        )
+
+        def submit() -> Job:
+            return self.submitter.submit(key, self.submitter.request(fields), submission)
+
         try:
-            generation = build_request(fields, self.runtime.catalog, limits)
+            job = await run_in_threadpool(submit)
         except InvalidRequest as exc:
             wire = (wire_names or {}).get(exc.field, exc.field)
             raise ApiError(422, exc.message(wire), field=wire) from None
-        if webhook_url is not None and (problem := valid_url(webhook_url)):
-            raise ApiError(422, f"webhook_url {problem}", field="webhook_url")
-        if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-            raise ApiError(422, f"Idempotency-Key must be at most {MAX_IDEMPOTENCY_KEY} characters")
-        self.limiter.check(key.id)
-        generation = await self._allowed(generation, key, protocol, people)
-        preset = self.runtime.catalog.resolve(generation.model)
-        cost = to_micro(preset.cost(generation.duration_s, generation.num_videos))
-        job_extra = {"base_url": self.base_url(request), **(extra or {})}
-        try:
-            job = await run_in_threadpool(
-                self.jobs.submit,
-                key,
-                generation,
-                cost=cost,
-                protocol=protocol,
-                extra=job_extra,
-                webhook_url=webhook_url,
-                idempotency_key=idempotency_key,
-            )
-        except InsufficientCredits as exc:
-            raise ApiError(406, str(exc), code="insufficient_credits") from None
-        logs.job_id.set(job.id)  # the rest of this request's log lines name its job
-        log.info("job %s: queued for %s (%s, key %d)", job.id, job.model, protocol, key.id)
-        return job
-
-    async def _allowed(
-        self, generation: GenerationRequest, key: ApiKey, protocol: str, people: str | None
-    ) -> GenerationRequest:
-        """The request as the content policy lets it run; a refusal is logged and never queued."""
-        context = {"model": generation.model, "protocol": protocol, "key_id": key.id}
-        try:
-            await run_in_threadpool(self.policy.check, generation.prompt, people=people, context=context)
+        except RateLimited as exc:
+            raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
         except PolicyViolation as exc:
-            log.warning(
-                "prompt refused by the content policy (%s; %s, key %d): %s; prompt %r",
-                exc.source,
-                protocol,
-                key.id,
-                exc.reason,
-                generation.prompt[:200],
-            )
-            await run_in_threadpool(
-                refusals.record,
-                self.runtime.db,
-                key_id=key.id,
-                protocol=protocol,
-                model=generation.model,
-                source=exc.source,
-                reason=exc.reason,
-                prompt=generation.prompt,
-            )
             raise ApiError(400, str(exc), code="policy_violation", field="prompt") from None
         except ModerationUnavailable as exc:
             log.error("prompt not accepted: %s", exc)
             raise ApiError(
                 503, "the content check is unavailable; try again shortly", headers={"Retry-After": "5"}
             ) from None
-        negative = self.policy.negative_prompt(generation.negative_prompt, people)
-        return dataclasses.replace(generation, negative_prompt=negative)
+        except InsufficientCredits as exc:
+            raise ApiError(406, str(exc), code="insufficient_credits") from None
+        logs.job_id.set(job.id)  # the rest of this request's log lines name its job
+        return job
+
+    async def owned_job(self, key: ApiKey, job_id: str, missing: str, *, field: str | None = None) -> Job:
+        """The caller's own job, or a 404 saying `missing` (another key's job is never shown)."""
+        try:
+            return await run_in_threadpool(self.jobs.get, job_id, key.id)
+        except JobNotFound:
+            raise ApiError(404, missing, field=field) from None
 
     async def image(self, value: Any, field: str = "image") -> bytes | None:
         """An image input as bytes, within the configured size and URL policy."""
@@ -155,21 +121,26 @@ class ApiState:
         host = request.headers.get("x-forwarded-host") or request.headers.get("host") or request.url.netloc
         return f"{proto}://{host.split(',')[0].strip()}"
 
-    def file_url(self, base_url: str, job: Job, index: int = 0, kind: str = "video") -> str | None:
+    def file_url(self, base_url: str, job: Job, index: int = 0, kind: FileKind = "video") -> str | None:
         """A link to one of a job's files, valid until its retention ends: presigned by the store
         (S3), else signed by this server."""
         videos = job.videos
-        if job.status != "succeeded" or index >= len(videos) or job.expires_at is None:
+        if job.status != JobStatus.SUCCEEDED or index >= len(videos) or job.expires_at is None:
             return None
-        blob_key = videos[index][kind]
+        blob_key = videos[index].file(kind)
+        if blob_key is None:
+            return None
         presigned = self.runtime.blobs.presigned_url(blob_key, job.expires_at)
         return (
             presigned or f"{base_url}/files/{blob_key}?{self.runtime.signer.query(blob_key, job.expires_at)}"
         )
 
-    def read_file(self, job: Job, index: int = 0, kind: str = "video") -> bytes:
+    def read_file(self, job: Job, index: int = 0, kind: FileKind = "video") -> bytes:
+        blob_key = job.videos[index].file(kind)
         try:
-            return self.runtime.blobs.read_bytes(job.videos[index][kind])
+            if blob_key is None:
+                raise BlobMissing(kind)
+            return self.runtime.blobs.read_bytes(blob_key)
         except BlobMissing:
             raise ApiError(404, "this result is no longer stored (its retention has ended)") from None
         except StorageUnavailable as exc:
@@ -178,4 +149,5 @@ class ApiState:
 
 
 def state_of(request: Request) -> ApiState:
-    return request.app.state.openveo
+    state: ApiState = request.app.state.openveo
+    return state

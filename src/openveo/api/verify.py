@@ -13,7 +13,8 @@ from openveo.api.bodies import FORM_TYPES, read_bytes, read_fields
 from openveo.api.errors import ApiError
 from openveo.api.jobs import MISSING_KEY
 from openveo.api.state import state_of
-from openveo.provenance.verify import NotAVideo, open_verifier, stored_original
+from openveo.provenance.verify import NotAVideo
+from openveo.service.provenance import open_verifier, stored_original
 
 router = APIRouter()
 

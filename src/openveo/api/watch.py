@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
-from openveo.service.jobs import Job, JobNotFound, Jobs
+from openveo.core.job import Job
+from openveo.service.jobs import JobNotFound, Jobs
 from openveo.store.db import OUTAGE, first_line
 from openveo.store.wakeups import Bell, Wakeups
 

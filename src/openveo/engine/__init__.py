@@ -1,2 +1,2 @@
-"""Prompt → frames → MP4. The only layer (with worker/) that imports torch; this package file does not,
-so that `openveo.engine.catalog` stays importable by the torch-free API process."""
+"""Prompt → frames. The only layer (with worker/ and bench/) that imports torch; this package file does
+not, so that `openveo.engine.weights` stays importable by the torch-free parts of the CLI."""

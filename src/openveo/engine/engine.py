@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from openveo.config import Settings
-from openveo.engine.catalog import Catalog, Preset
+from openveo.core.catalog import Catalog, Preset
+from openveo.core.request import GenerationRequest
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
 from openveo.provenance.identity import Watermark
 from openveo.provenance.watermark import watermark_pattern
-from openveo.service.requests import GenerationRequest
 
 # The request a warm-up runs per shape: two steps are enough to compile every graph a job will use.
 WARM_UP = GenerationRequest(model="", prompt="warm-up", seed=0, steps=2)
@@ -150,10 +150,10 @@ class Engine:
         pipe = model.text_to_video
         if request.image is not None:
             pipe = model.image_to_video
-            args["image"] = _fit_image(request.image, width, height)
+            args["image"] = fit_image(request.image, width, height)
 
         total = steps * request.num_videos
-        clock = _StageClock(model)
+        clock = StageClock(model)
         seeds = [(request.seed + i) % (2**63) for i in range(request.num_videos)]
         videos = []
         for index, seed in enumerate(seeds):
@@ -186,7 +186,7 @@ class Engine:
                     raise
             if not decode:
                 continue
-            videos.append(_finish_frames(frames, request.output_size or (width, height), watermark))
+            videos.append(finish_frames(frames, request.output_size or (width, height), watermark))
 
         return Generation(
             videos=videos,
@@ -220,14 +220,14 @@ def _guided(model: LoadedModel, args: dict) -> Iterator[dict]:
             guidance.expect()
 
 
-def _fit_image(data: bytes, width: int, height: int) -> Image.Image:
+def fit_image(data: bytes, width: int, height: int) -> Image.Image:
     """Center-crop to the video's aspect ratio, then resize with a high-quality filter."""
     with Image.open(io.BytesIO(data)) as img:
         rgb = ImageOps.exif_transpose(img).convert("RGB")
     return ImageOps.fit(rgb, (width, height), method=Image.Resampling.LANCZOS)
 
 
-def _finish_frames(
+def finish_frames(
     frames: torch.Tensor, size: tuple[int, int], watermark: Watermark | None, chunk: int = 16
 ) -> np.ndarray:
     """Float frames (T, 3, H, W) in [0, 1] → uint8 (T, height, width, 3) for the encoder, where the
@@ -257,11 +257,11 @@ def _finish_frames(
     return out
 
 
-def _to_uint8(frames: np.ndarray) -> np.ndarray:
+def to_uint8(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8))
 
 
-class _StageClock:
+class StageClock:
     """Times text encoding, denoising and VAE decode inside a stock diffusers call, through module hooks.
 
     Denoising runs from the first denoiser forward to the last step callback; whatever follows until the

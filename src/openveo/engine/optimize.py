@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from openveo.engine.modes import StepCache
+from openveo.core.modes import StepCache
 
 log = logging.getLogger(__name__)
 

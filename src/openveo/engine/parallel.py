@@ -17,11 +17,12 @@ import logging
 import os
 from dataclasses import dataclass
 from typing import Any
-from unittest import mock
 
 import torch
 import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
+
+from openveo.engine.optimize import UnsupportedMode
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +89,13 @@ class Group:
         config = ContextParallelConfig(
             ring_degree=self.plan.ring, ulysses_degree=self.plan.ulysses, mesh=self.mesh["ring", "ulysses"]
         )
-        # diffusers places each rank on accelerator `rank % count`; a CPU-only build counts 0 accelerators
-        # and would divide by zero, so a CPU group (the gloo test) is told it has one device.
-        count = torch.accelerator.device_count() or 1
-        with mock.patch("torch.accelerator.device_count", return_value=count):
-            denoiser.enable_parallelism(config=config)
+        if not torch.accelerator.device_count():
+            # diffusers places each rank on accelerator `rank % count`, which a machine without one lacks.
+            raise UnsupportedMode(
+                "context parallelism needs GPUs; without them a group can only split by guidance "
+                "(gpus_per_video 2)"
+            )
+        denoiser.enable_parallelism(config=config)
 
     def share(self, message: Any) -> Any:
         """The leader's message, on every rank (None tells the followers to stop)."""

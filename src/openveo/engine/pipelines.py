@@ -11,10 +11,10 @@ import diffusers
 import torch
 
 from openveo.config import Settings
+from openveo.core.catalog import Preset
+from openveo.core.modes import parse_step_cache
 from openveo.engine import optimize
-from openveo.engine.catalog import Preset
 from openveo.engine.guidance import BatchedGuidance
-from openveo.engine.modes import parse_step_cache
 from openveo.engine.parallel import Group
 from openveo.engine.prompts import PromptCache
 from openveo.engine.tiny import ensure_tiny
@@ -37,7 +37,8 @@ class LoadedModel:
     compiled: bool = False
 
     @property
-    def denoisers(self) -> list[torch.nn.Module]:
+    def denoisers(self) -> list[Any]:
+        """The transformers that denoise (Wan 2.2 A14B has two experts); diffusers models, typed loosely."""
         pipe = self.text_to_video
         return [m for m in (getattr(pipe, "transformer", None), getattr(pipe, "transformer_2", None)) if m]
 

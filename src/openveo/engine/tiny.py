@@ -12,6 +12,7 @@ import string
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,7 +21,7 @@ TEXT_DIM = 32
 MAX_TEXT_TOKENS = 64
 
 
-def _tokenizer():
+def build_tokenizer():
     """A small SentencePiece-style (Unigram) T5 tokenizer built from a vocabulary in code: no hub access."""
     from transformers import T5Tokenizer
 
@@ -40,8 +41,7 @@ def _tokenizer():
 def _text_encoder(kind: str, vocab_size: int):
     from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
 
-    config_cls, model_cls = (UMT5Config, UMT5EncoderModel) if kind == "umt5" else (T5Config, T5EncoderModel)
-    config = config_cls(
+    sizes: dict[str, Any] = dict(
         vocab_size=vocab_size,
         d_model=TEXT_DIM,
         d_kv=8,
@@ -50,13 +50,15 @@ def _text_encoder(kind: str, vocab_size: int):
         num_heads=4,
         relative_attention_num_buckets=8,
     )
-    return model_cls(config)
+    if kind == "umt5":
+        return UMT5EncoderModel(UMT5Config(**sizes))
+    return T5EncoderModel(T5Config(**sizes))
 
 
 def _wan(version: str):
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 
-    tokenizer = _tokenizer()
+    tokenizer = build_tokenizer()
     if (
         version == "2.2"
     ):  # TI2V-5B layout: 48-channel latents, 16x spatial VAE (patchified), per-token timesteps
@@ -118,7 +120,7 @@ def _ltx():
         LTXVideoTransformer3DModel,
     )
 
-    tokenizer = _tokenizer()
+    tokenizer = build_tokenizer()
     # Same compression as the real VAE: 8x in time, 32x in space (3 scaling stages x patch size 4).
     vae = AutoencoderKLLTXVideo(
         latent_channels=8,
@@ -152,7 +154,7 @@ def _ltx():
     )
 
 
-BUILDERS: dict[str, Callable[[], object]] = {
+BUILDERS: dict[str, Callable[[], Any]] = {
     "wan2.1": lambda: _wan("2.1"),
     "wan2.2": lambda: _wan("2.2"),
     "ltx": _ltx,

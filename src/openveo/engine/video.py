@@ -52,7 +52,9 @@ def write_mp4(
     The encode runs in a fresh child process. FFmpeg/x264 read some memory they never initialise
     (seen on PyAV 18 / x264 164): in a long-lived process that memory holds whatever the model left,
     and the same frames encode to different bytes. A fresh process starts from zeroed pages, so the
-    output is byte-for-byte reproducible; it also keeps the encoder off the GPU process's heap.
+    output is byte-for-byte reproducible; it also keeps the encoder off the GPU process's heap. The
+    child starts with `-P`, so a file in the user's working directory (a `types.py`) cannot shadow
+    the standard library there.
     """
     count, height, width, _ = frames.shape
     job = {
@@ -65,10 +67,11 @@ def write_mp4(
     }
     with atomic_path(path) as tmp:
         child = subprocess.Popen(
-            [sys.executable, "-m", "openveo.engine.video", str(tmp), json.dumps(job)],
+            [sys.executable, "-P", "-m", "openveo.engine.video", str(tmp), json.dumps(job)],
             stdin=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
+        assert child.stdin is not None and child.stderr is not None  # both are pipes
         try:
             child.stdin.write(np.ascontiguousarray(frames, dtype=np.uint8).data)
             child.stdin.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from openveo.engine.catalog import Preset
+from openveo.core.catalog import Preset
 
 
 class ModelNotAvailable(RuntimeError):

@@ -1,1 +1,2 @@
-"""Provenance: the invisible watermark and the signed Content Credentials that mark a video as openveo's."""
+"""Provenance, as a library: the invisible watermark, the identity it carries, and the signed Content
+Credentials. It reads no jobs and no stores; service/provenance.py feeds it the deployment's."""

@@ -165,7 +165,7 @@ def sign_mp4(
     """Embed the manifest into the MP4 at `path`, replacing it whole (never a half-signed file);
     `watermark` is the payload the frames carry, declared as the soft binding."""
     generation = {"service": "openveo", "server": server, "model": model, "seed": seed, "job_id": job_id}
-    manifest = {
+    manifest: dict[str, Any] = {
         "claim_generator_info": [{"name": "openveo", "version": __version__}],
         "title": path.name,
         "format": "video/mp4",
@@ -240,7 +240,7 @@ def read_manifest(path: Path, anchors: bytes = b"") -> ManifestReport:
     signature = active.get("signature_info") or {}
     assertions = {item.get("label"): item.get("data") for item in active.get("assertions") or []}
     actions = (assertions.get("c2pa.actions.v2") or assertions.get("c2pa.actions") or {}).get("actions") or []
-    generator = next(iter(active.get("claim_generator_info") or []), {})
+    generator: dict[str, Any] = next(iter(active.get("claim_generator_info") or []), {})
     hard = [p for p in problems if not p.startswith("signingCredential.untrusted")]
     return ManifestReport(
         present=True,

@@ -1,16 +1,13 @@
-"""What every video openveo makes carries, decided once per process from the settings: the watermark
-(key and payload) and the signed C2PA manifest. The worker and `openveo generate` share this."""
+"""What every video openveo makes carries: the watermark (key and payload) and the signed C2PA
+manifest. Built once per process (service/provenance.py), used by the delivery step."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from openveo.provenance import identity
-from openveo.provenance.manifest import Credentials, load_credentials, sign_mp4
-from openveo.service import anchors
-from openveo.store.db import Database
+from openveo.provenance.manifest import Credentials, sign_mp4
 
 
 @dataclass(frozen=True)
@@ -37,18 +34,3 @@ class Stamp:
                 server=f"{self.server:04x}",
                 watermark=mark.payload if mark else None,
             )
-
-
-def open_stamp(settings: Any, db: Database, secret: bytes) -> Stamp:
-    """From the settings and the deployment's secret (see service/links.py); a signing root made
-    here is published in the database, so every verifier of the deployment trusts it."""
-    credentials = None
-    if settings.c2pa:
-        credentials = load_credentials(settings.data_dir, settings.c2pa_cert, settings.c2pa_key)
-        if credentials.own_root_pem is not None:
-            anchors.publish(db, credentials.own_root_pem)
-    return Stamp(
-        watermark_key=identity.watermark_key(secret) if settings.watermark else None,
-        server=identity.server_fingerprint(secret),
-        credentials=credentials,
-    )

@@ -1,12 +1,10 @@
-"""Is this video one openveo made? Reads a file's C2PA manifest and looks for the watermark; shared
-by `openveo verify` and `POST /v1/verify`. Torch-free: the API process runs it."""
+"""Is this video one openveo made? Reads a file's C2PA manifest and looks for the watermark. The
+deployment's jobs are looked up through callbacks (service/provenance.py gives them), so this stays a
+library. Torch-free: the API process runs it."""
 
 from __future__ import annotations
 
-import logging
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +15,6 @@ import numpy as np
 from openveo.provenance import identity
 from openveo.provenance.manifest import ManifestReport, read_manifest
 from openveo.provenance.watermark import MAX_FRAMES, detect
-from openveo.service import anchors
-from openveo.service.jobs import Jobs
-from openveo.store.blobs import BlobMissing, Blobs, StorageUnavailable
-from openveo.store.db import Database
-
-log = logging.getLogger(__name__)
 
 
 class NotAVideo(ValueError):
@@ -98,57 +90,3 @@ def read_frames(path: Path, limit: int = MAX_FRAMES) -> np.ndarray:
         raise NotAVideo(f"{path.name} holds no video frames")
     picks = np.linspace(0, len(kept) - 1, min(limit, len(kept))).round().astype(int)
     return np.stack([kept[i] for i in picks])
-
-
-def stored_original(jobs: Jobs, blobs: Blobs) -> Callable[[str, bytes], ManifestReport | None]:
-    """(job-id prefix, trust anchors) -> the manifest of the job's first stored video (a job's videos
-    share one watermark payload), while the job has succeeded and its result is kept; None otherwise,
-    or when the store fails. A file on local disk is read where it lies."""
-
-    def find(prefix: str, anchors: bytes) -> ManifestReport | None:
-        job = jobs.by_prefix(prefix, retained=True)
-        videos = (job.result or {}).get("videos") if job else None
-        if not videos:
-            return None
-        try:
-            with _stored_file(blobs, videos[0]["video"]) as path:
-                return read_manifest(path, anchors)
-        except BlobMissing:  # removed since (retention cleanup runs on its own clock)
-            return None
-        except StorageUnavailable as exc:
-            log.warning("original of job %s not read: %s", job.id, exc)
-            return None
-
-    return find
-
-
-@contextmanager
-def _stored_file(blobs: Blobs, key: str) -> Iterator[Path]:
-    """The blob as a file: its own path on local disk, else a downloaded copy (S3)."""
-    local = blobs.local_path(key)
-    if local is not None:
-        if not local.is_file():
-            raise BlobMissing(key)
-        yield local
-        return
-    with tempfile.TemporaryDirectory(prefix="openveo-original-") as folder:
-        path = Path(folder) / "original.mp4"
-        path.write_bytes(blobs.read_bytes(key))
-        yield path
-
-
-def open_verifier(
-    settings: Any,
-    db: Database,
-    secret: bytes,
-    find_job: Callable[[str], Any] | None = None,
-    find_original: Callable[[str, bytes], ManifestReport | None] | None = None,
-) -> Verifier:
-    """The deployment's verifier: its watermark key and fingerprint, and every C2PA root it signs with."""
-    return Verifier(
-        key=identity.watermark_key(secret),
-        server=identity.server_fingerprint(secret),
-        anchors=anchors.trust_anchors(db, settings.c2pa_trust_anchors),
-        find_job=find_job,
-        find_original=find_original,
-    )

@@ -479,7 +479,7 @@ def _detect_luma(luma: np.ndarray, key: bytes) -> Detection:
     for i, ratio in enumerate(ratios):
         peak, spread = search.scores(ratio, pilot_hat)
         z[i] = np.where(spread > 1e-12, peak / np.maximum(spread, 1e-12), 0.0)
-    i, orientation = np.unravel_index(int(np.argmax(z)), z.shape)
+    i, orientation = (int(n) for n in np.unravel_index(int(np.argmax(z)), z.shape))
     # Fine: with a strong mark that z saturates (sidelobes), so refine the period by the peak itself.
     fine = ratios[i] * np.exp(np.linspace(-4 * RATIO_STEP, 4 * RATIO_STEP, 17))
     peaks = [search.scores(ratio, pilot_hat)[0][orientation] for ratio in fine]

@@ -13,6 +13,9 @@ import time
 
 from sqlalchemy import Connection, func, select, update
 
+from openveo.core.catalog import Preset
+from openveo.core.job import Billing, Settlement
+from openveo.core.request import GenerationRequest
 from openveo.store.schema import api_keys, jobs, ledger
 
 MICRO = 1_000_000  # credits are stored as integer micro-credits
@@ -41,8 +44,14 @@ def credits_text(micro: int) -> str:
     return f"{micro / MICRO:.6f}".rstrip("0").rstrip(".")
 
 
+def price(preset: Preset, request: GenerationRequest) -> int:
+    """What a request costs, in micro-credits: the preset's price per second of video made."""
+    return to_micro(preset.cost(request.duration_s, request.num_videos))
+
+
 def balance(conn: Connection, key_id: int) -> int:
-    return conn.execute(select(api_keys.c.balance).where(api_keys.c.id == key_id)).scalar_one()
+    value: int = conn.execute(select(api_keys.c.balance).where(api_keys.c.id == key_id)).scalar_one()
+    return value
 
 
 def ledger_sum(conn: Connection, key_id: int) -> int:
@@ -59,22 +68,21 @@ def reserve(conn: Connection, key_id: int, job_id: str, amount: int) -> int:
     return _post(conn, key_id, job_id, "reserve", -amount, None)
 
 
-def settle(conn: Connection, job_id: str, outcome: str) -> bool:
-    """Close a job's reservation: 'charge' keeps the money, 'refund' gives it back. False if done before."""
-    assert outcome in ("charge", "refund")
-    new_state = "charged" if outcome == "charge" else "refunded"
+def settle(conn: Connection, job_id: str, outcome: Settlement) -> bool:
+    """Close a job's reservation: a charge keeps the money, a refund gives it back. False if done before."""
+    new_state = Billing.CHARGED if outcome == Settlement.CHARGE else Billing.REFUNDED
     moved = conn.execute(
-        update(jobs).where(jobs.c.id == job_id, jobs.c.billing == "reserved").values(billing=new_state)
+        update(jobs).where(jobs.c.id == job_id, jobs.c.billing == Billing.RESERVED).values(billing=new_state)
     ).rowcount
     if not moved:
         return False
     key_id, cost = conn.execute(select(jobs.c.key_id, jobs.c.cost).where(jobs.c.id == job_id)).one()
-    _post(conn, key_id, job_id, outcome, cost if outcome == "refund" else 0, None)
+    _post(conn, key_id, job_id, outcome, cost if outcome == Settlement.REFUND else 0, None)
     return True
 
 
 def _post(conn: Connection, key_id: int, job_id: str | None, kind: str, amount: int, note: str | None) -> int:
-    new_balance = conn.execute(
+    new_balance: int | None = conn.execute(
         update(api_keys)
         .where(api_keys.c.id == key_id, api_keys.c.balance + amount >= 0)
         .values(balance=api_keys.c.balance + amount)

@@ -1,6 +1,5 @@
-"""The one job model and its state machine, shared by every protocol and every worker.
-
-    queued → running → succeeded | failed | canceled      (+ expired when retention ends)
+"""The job queue: one job model and its state machine (core/job.py), shared by every protocol and every
+worker.
 
 Each transition is one transaction that also settles the job's credits (see `billing`), so a job is
 charged exactly once when it succeeds and refunded exactly once otherwise. Workers hold a lease on a
@@ -9,80 +8,31 @@ running job; `recover()` puts jobs whose worker vanished back in the queue (boun
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from openveo.core.catalog import Catalog
+from openveo.core.job import (
+    Billing,
+    Completion,
+    Job,
+    JobOrigin,
+    JobResult,
+    JobStatus,
+    LeaseState,
+    Settlement,
+    new_job_id,
+)
+from openveo.core.request import GenerationRequest
 from openveo.service import billing, webhooks
 from openveo.service.keys import ApiKey
-from openveo.service.requests import GenerationRequest
 from openveo.store.db import Database
 from openveo.store.schema import jobs
-
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, EXPIRED = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "canceled",
-    "expired",
-)
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELED, EXPIRED})
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    key_id: int
-    protocol: str
-    model: str
-    request: dict[str, Any]  # GenerationRequest fields, without the image
-    has_image: bool
-    extra: dict[str, Any]
-    status: str
-    cost: int
-    billing: str
-    attempts: int
-    progress_step: int
-    progress_total: int
-    cancel_requested: bool
-    error: str | None
-    result: dict[str, Any] | None
-    webhook_url: str | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    expires_at: float | None
-    updated_at: float
-
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL
-
-    @property
-    def progress(self) -> float:
-        """0.0 – 1.0 from the denoising steps (1.0 once succeeded)."""
-        if self.status == SUCCEEDED:
-            return 1.0
-        return self.progress_step / self.progress_total if self.progress_total else 0.0
-
-    @property
-    def videos(self) -> list[dict[str, Any]]:
-        """One entry per video: blob keys `video`, `thumbnail` and its `seed`."""
-        return list((self.result or {}).get("videos", []))
-
-    @property
-    def generation_time(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return self.finished_at - self.started_at
 
 
 @dataclass(frozen=True)
@@ -109,23 +59,18 @@ class QueuePolicy:
     queue_timeout_s: float = 24 * 3600.0
 
 
-def new_job_id() -> str:
-    """Random lowercase hex: Google's SDK needs [a-z0-9] ids, and a watermark carries 48 bits of one."""
-    return secrets.token_hex(16)
-
-
 class JobNotFound(LookupError):
     pass
 
 
 MAX_IDEMPOTENCY_KEY = 200
-
+CANCELED_BY_CLIENT = "canceled by the client"
 
 # Every column but the image (up to 20 MB), which only the claiming worker reads.
 _JOB_COLUMNS = (*(c for c in jobs.c if c.name != "image"), jobs.c.image.is_not(None).label("has_image"))
 
 
-def _select_jobs():
+def _select_jobs() -> Select[Any]:
     return select(*_JOB_COLUMNS)
 
 
@@ -136,6 +81,7 @@ class Jobs:
     db: Database
     policy: QueuePolicy = field(default_factory=QueuePolicy)
     signals: JobSignals = field(default_factory=JobSignals)
+    catalog: Catalog = field(default_factory=Catalog)  # prices every job
 
     # ---- API side -----------------------------------------------------------------------------
 
@@ -144,17 +90,16 @@ class Jobs:
         key: ApiKey,
         request: GenerationRequest,
         *,
-        cost: int,
         protocol: str,
-        extra: dict[str, Any] | None = None,
+        origin: JobOrigin | None = None,
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> Job:
-        """Reserve the cost and queue the job in one transaction; raises `InsufficientCredits`."""
+        """Price the request, reserve its cost and queue it, in one transaction; a repeated
+        `idempotency_key` returns the key's first job instead. Raises `InsufficientCredits`."""
+        cost = billing.price(self.catalog.resolve(request.model), request)
         now = time.time()
         job_id = new_job_id()
-        fields = dataclasses.asdict(request)
-        image = fields.pop("image")
         try:
             with self.db.write() as conn:
                 if idempotency_key:
@@ -167,12 +112,12 @@ class Jobs:
                         key_id=key.id,
                         protocol=protocol,
                         model=request.model,
-                        request=json.dumps(fields),
-                        image=image,
-                        extra=json.dumps(extra or {}),
-                        status=QUEUED,
+                        request=request.to_json(),
+                        image=request.image,
+                        origin=(origin or JobOrigin()).to_json(),
+                        status=JobStatus.QUEUED,
                         cost=cost,
-                        billing="reserved",
+                        billing=Billing.RESERVED,
                         attempts=0,
                         progress_step=0,
                         progress_total=0,
@@ -189,23 +134,20 @@ class Jobs:
             if not idempotency_key:
                 raise
             with self.db.read() as conn:  # a concurrent submit with the same key won the race
-                job = _by_idempotency_key(conn, key.id, idempotency_key)
-            if job is None:
+                found = _by_idempotency_key(conn, key.id, idempotency_key)
+            if found is None:
                 raise
-            return job
+            return found
         self.signals.queued()
         return job
 
     def get(self, job_id: str, key_id: int | None = None, *, include_deleted: bool = False) -> Job:
         """The job, if it exists and (when `key_id` is given) belongs to that key."""
-        query = _select_jobs().where(jobs.c.id == job_id)
-        if not include_deleted:
-            query = query.where(jobs.c.deleted_at.is_(None))
         with self.db.read() as conn:
-            row = conn.execute(query).first()
-        if row is None or (key_id is not None and row.key_id != key_id):
+            job = _get(conn, job_id, include_deleted=include_deleted)
+        if key_id is not None and job.key_id != key_id:
             raise JobNotFound(job_id)
-        return _job(row)
+        return job
 
     def by_prefix(self, prefix: str, *, retained: bool = False) -> Job | None:
         """The job whose id starts with `prefix` (hex; what a watermark carries), deleted or not;
@@ -215,13 +157,15 @@ class Jobs:
         query = _select_jobs().where(jobs.c.id.startswith(prefix))
         if retained:
             query = query.where(
-                jobs.c.status == SUCCEEDED, jobs.c.deleted_at.is_(None), jobs.c.expires_at > time.time()
+                jobs.c.status == JobStatus.SUCCEEDED,
+                jobs.c.deleted_at.is_(None),
+                jobs.c.expires_at > time.time(),
             )
         with self.db.read() as conn:
             row = conn.execute(query.limit(1)).first()
         return _job(row) if row is not None else None
 
-    def list(
+    def page(
         self, key_id: int, *, limit: int = 20, after: str | None = None, newest_first: bool = True
     ) -> tuple[list[Job], bool]:
         """One page of a key's jobs and whether more follow; `after` is the last id of the previous page."""
@@ -247,18 +191,24 @@ class Jobs:
     def image_of(self, job_id: str) -> bytes | None:
         """The input image of a job (remixes reuse it)."""
         with self.db.read() as conn:
-            return conn.execute(select(jobs.c.image).where(jobs.c.id == job_id)).scalar()
+            image: bytes | None = conn.execute(select(jobs.c.image).where(jobs.c.id == job_id)).scalar()
+            return image
 
     def queue_position(self, job: Job) -> int | None:
         """How many queued jobs for the same model are ahead of this one (None unless queued)."""
-        if job.status != QUEUED:
+        if job.status != JobStatus.QUEUED:
             return None
         with self.db.read() as conn:
-            return conn.execute(
+            ahead: int = conn.execute(
                 select(func.count())
                 .select_from(jobs)
-                .where(jobs.c.status == QUEUED, jobs.c.model == job.model, jobs.c.created_at < job.created_at)
+                .where(
+                    jobs.c.status == JobStatus.QUEUED,
+                    jobs.c.model == job.model,
+                    jobs.c.created_at < job.created_at,
+                )
             ).scalar_one()
+            return ahead
 
     def cancel(self, job_id: str, key_id: int | None = None) -> Job:
         """A queued job is canceled and refunded at once; a running one is flagged and its worker stops
@@ -267,9 +217,9 @@ class Jobs:
             job = _lock(conn, job_id)
             if job is None or (key_id is not None and job.key_id != key_id):
                 raise JobNotFound(job_id)
-            if job.status == QUEUED:
-                self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
-            elif job.status == RUNNING and not job.cancel_requested:
+            if job.status == JobStatus.QUEUED:
+                _finish(conn, job_id, JobStatus.CANCELED, error=CANCELED_BY_CLIENT)
+            elif job.status == JobStatus.RUNNING and not job.cancel_requested:
                 conn.execute(
                     update(jobs)
                     .where(jobs.c.id == job_id)
@@ -288,7 +238,7 @@ class Jobs:
             if job is None or job.key_id != key_id:
                 raise JobNotFound(job_id)
             if not job.done:
-                self._finish(conn, job_id, CANCELED, "refund", error="deleted by the client")
+                _finish(conn, job_id, JobStatus.CANCELED, error="deleted by the client")
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(deleted_at=time.time()))
             job = _get(conn, job_id, include_deleted=True)
         self.signals.changed()
@@ -306,7 +256,7 @@ class Jobs:
         with self.db.write() as conn:
             row = conn.execute(
                 select(jobs.c.id, jobs.c.image)
-                .where(jobs.c.status == QUEUED, jobs.c.model.in_(list(models)))
+                .where(jobs.c.status == JobStatus.QUEUED, jobs.c.model.in_(list(models)))
                 .order_by(jobs.c.created_at, jobs.c.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
@@ -315,9 +265,9 @@ class Jobs:
                 return None
             conn.execute(
                 update(jobs)
-                .where(jobs.c.id == row.id, jobs.c.status == QUEUED)
+                .where(jobs.c.id == row.id, jobs.c.status == JobStatus.QUEUED)
                 .values(
-                    status=RUNNING,
+                    status=JobStatus.RUNNING,
                     worker_id=worker_id,
                     attempts=jobs.c.attempts + 1,
                     lease_expires_at=now + self.policy.lease_s,
@@ -329,17 +279,13 @@ class Jobs:
             )
             job = _get(conn, row.id)
         self.signals.changed()
-        fields = dict(job.request)
-        if fields.get("output_size"):
-            fields["output_size"] = tuple(fields["output_size"])  # JSON has no tuples
-        request = GenerationRequest(**fields, image=row.image)
-        return ClaimedJob(job=job, request=request)
+        return ClaimedJob(job=job, request=replace(job.request, image=row.image))
 
     def heartbeat(
         self, job_id: str, worker_id: str, step: int | None = None, total: int | None = None
-    ) -> str:
-        """Renew the lease (and record progress). Returns 'ok', 'cancel' (client asked to stop) or
-        'lost' (the lease was taken away: stop and do not write results)."""
+    ) -> LeaseState:
+        """Renew the lease (and record progress): whether the worker may go on, should stop because the
+        client canceled, or has lost the job to another worker (stop, and write no results)."""
         now = time.time()
         values: dict[str, Any] = {"lease_expires_at": now + self.policy.lease_s}
         if step is not None:
@@ -349,15 +295,14 @@ class Jobs:
                 update(jobs).where(jobs.c.id == job_id, *_owned(worker_id)).values(**values)
             ).rowcount
             if not moved:
-                return "lost"
+                return LeaseState.LOST
             flagged = conn.execute(select(jobs.c.cancel_requested).where(jobs.c.id == job_id)).scalar()
         if step is not None:
             self.signals.changed()
-        return "cancel" if flagged else "ok"
+        return LeaseState.CANCEL_REQUESTED if flagged else LeaseState.OK
 
-    def complete(self, job_id: str, worker_id: str, result: dict[str, Any]) -> str:
-        """Mark success and charge. Returns 'succeeded'; 'canceled' if the client canceled after the
-        last step (refunded: the result is not delivered); 'lost' if another worker owns the job now."""
+    def complete(self, job_id: str, worker_id: str, result: JobResult) -> Completion:
+        """Mark success and charge; see `Completion` for the other ways it ends."""
         with self.db.write() as conn:
             job = _lock(conn, job_id, *_owned(worker_id))
             if job is None:
@@ -365,28 +310,29 @@ class Jobs:
                 # went away at that moment) finds the job already done by this worker.
                 done = conn.execute(
                     select(jobs.c.status).where(
-                        jobs.c.id == job_id, jobs.c.worker_id == worker_id, jobs.c.status == SUCCEEDED
+                        jobs.c.id == job_id,
+                        jobs.c.worker_id == worker_id,
+                        jobs.c.status == JobStatus.SUCCEEDED,
                     )
                 ).scalar()
-                outcome = SUCCEEDED if done else "lost"
+                outcome = Completion.SUCCEEDED if done else Completion.LOST
             elif job.cancel_requested:
-                self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
-                outcome = CANCELED
+                _finish(conn, job_id, JobStatus.CANCELED, error=CANCELED_BY_CLIENT)
+                outcome = Completion.CANCELED
             else:
-                self._finish(
+                _finish(
                     conn,
                     job_id,
-                    SUCCEEDED,
-                    "charge",
-                    result=json.dumps(result),
+                    JobStatus.SUCCEEDED,
+                    result=result.to_json(),
                     expires_at=time.time() + self.policy.retention_s,
-                    step_s=result.get("seconds_per_step"),
+                    step_s=result.seconds_per_step,
                 )
-                outcome = SUCCEEDED
+                outcome = Completion.SUCCEEDED
         self.signals.changed()
         return outcome
 
-    def fail(self, job_id: str, worker_id: str, error: str, *, retry: bool = True) -> str | None:
+    def fail(self, job_id: str, worker_id: str, error: str, *, retry: bool = True) -> JobStatus | None:
         """A failed run: back to the queue while attempts remain (and `retry`), else failed + refunded.
         Returns the job's new status, or None if the lease was lost."""
         with self.db.write() as conn:
@@ -403,7 +349,7 @@ class Jobs:
         with self.db.write() as conn:
             if _lock(conn, job_id, *_owned(worker_id)) is None:
                 return False
-            self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
+            _finish(conn, job_id, JobStatus.CANCELED, error=CANCELED_BY_CLIENT)
         self.signals.changed()
         return True
 
@@ -414,7 +360,7 @@ class Jobs:
             if job is None:
                 return False
             if job.cancel_requested:
-                self._finish(conn, job_id, CANCELED, "refund", error="canceled by the client")
+                _finish(conn, job_id, JobStatus.CANCELED, error=CANCELED_BY_CLIENT)
             else:
                 _requeue(conn, job_id, job.error, attempts=job.attempts - 1)
         self.signals.queued()
@@ -428,11 +374,10 @@ class Jobs:
         Expire queued jobs nobody picked up in time and results past their retention.
         Returns the ids of jobs whose results expired (their files can go)."""
         now = time.time()
-        expired_results: list[str] = []
         with self.db.write() as conn:
             stale = conn.execute(
                 _select_jobs()
-                .where(jobs.c.status == RUNNING, jobs.c.lease_expires_at < now)
+                .where(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_expires_at < now)
                 .with_for_update()  # PostgreSQL re-checks the condition once it has the lock
             ).all()
             for row in stale:
@@ -446,58 +391,66 @@ class Jobs:
             too_old = (
                 conn.execute(
                     select(jobs.c.id)
-                    .where(jobs.c.status == QUEUED, jobs.c.created_at < now - self.policy.queue_timeout_s)
+                    .where(
+                        jobs.c.status == JobStatus.QUEUED,
+                        jobs.c.created_at < now - self.policy.queue_timeout_s,
+                    )
                     .with_for_update()
                 )
                 .scalars()
                 .all()
             )
             for job_id in too_old:
-                self._finish(conn, job_id, EXPIRED, "refund", error="no worker ran the job in time")
-            expired_results = (
-                conn.execute(select(jobs.c.id).where(jobs.c.status == SUCCEEDED, jobs.c.expires_at < now))
+                _finish(conn, job_id, JobStatus.EXPIRED, error="no worker ran the job in time")
+            expired_results = list(
+                conn.execute(
+                    select(jobs.c.id).where(jobs.c.status == JobStatus.SUCCEEDED, jobs.c.expires_at < now)
+                )
                 .scalars()
                 .all()
             )
             if expired_results:
                 conn.execute(
                     update(jobs)
-                    .where(jobs.c.id.in_(expired_results), jobs.c.status == SUCCEEDED)
-                    .values(status=EXPIRED, updated_at=now)
+                    .where(jobs.c.id.in_(expired_results), jobs.c.status == JobStatus.SUCCEEDED)
+                    .values(status=JobStatus.EXPIRED, updated_at=now)
                 )
         if stale or too_old or expired_results:
             self.signals.queued()
             self.signals.changed()
-        return list(expired_results)
+        return expired_results
 
     def _retry_or_end(
         self, conn: Connection, job: Job, error: str, *, failed_error: str, retry: bool = True
-    ) -> str:
+    ) -> JobStatus:
         """After a run ended badly: canceled if the client asked, else queued again while attempts
         remain, else failed. Every ending but the queue refunds."""
         if job.cancel_requested:
-            self._finish(conn, job.id, CANCELED, "refund", error="canceled by the client")
-            return CANCELED
+            _finish(conn, job.id, JobStatus.CANCELED, error=CANCELED_BY_CLIENT)
+            return JobStatus.CANCELED
         if retry and job.attempts < self.policy.max_attempts:
             _requeue(conn, job.id, error, attempts=job.attempts)
-            return QUEUED
-        self._finish(conn, job.id, FAILED, "refund", error=failed_error)
-        return FAILED
-
-    @staticmethod
-    def _finish(conn: Connection, job_id: str, status: str, outcome: str, **values: Any) -> None:
-        now = time.time()
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id == job_id)
-            .values(status=status, finished_at=now, updated_at=now, lease_expires_at=None, **values)
-        )
-        billing.settle(conn, job_id, outcome)
-        webhooks.enqueue(conn, job_id, status)
+            return JobStatus.QUEUED
+        _finish(conn, job.id, JobStatus.FAILED, error=failed_error)
+        return JobStatus.FAILED
 
 
-def _owned(worker_id: str) -> tuple:
-    return jobs.c.status == RUNNING, jobs.c.worker_id == worker_id
+def _finish(conn: Connection, job_id: str, status: JobStatus, **values: Any) -> None:
+    """End a job: success keeps its reserved cost, every other ending refunds it; a webhook goes out
+    if the job asked for one."""
+    now = time.time()
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(status=status, finished_at=now, updated_at=now, lease_expires_at=None, **values)
+    )
+    settlement = Settlement.CHARGE if status == JobStatus.SUCCEEDED else Settlement.REFUND
+    billing.settle(conn, job_id, settlement)
+    webhooks.enqueue(conn, job_id, status)
+
+
+def _owned(worker_id: str) -> tuple[Any, ...]:
+    return jobs.c.status == JobStatus.RUNNING, jobs.c.worker_id == worker_id
 
 
 def _lock(conn: Connection, job_id: str, *conditions: Any) -> Job | None:
@@ -515,7 +468,7 @@ def _requeue(conn: Connection, job_id: str, error: str | None, *, attempts: int)
         update(jobs)
         .where(jobs.c.id == job_id)
         .values(
-            status=QUEUED,
+            status=JobStatus.QUEUED,
             attempts=attempts,
             worker_id=None,
             lease_expires_at=None,
@@ -536,6 +489,7 @@ def _by_idempotency_key(conn: Connection, key_id: int, idempotency_key: str) -> 
 
 
 def _get(conn: Connection, job_id: str, *, include_deleted: bool = False) -> Job:
+    """The one job query: by id, hidden once deleted unless asked for."""
     query = _select_jobs().where(jobs.c.id == job_id)
     if not include_deleted:
         query = query.where(jobs.c.deleted_at.is_(None))
@@ -545,13 +499,30 @@ def _get(conn: Connection, job_id: str, *, include_deleted: bool = False) -> Job
     return _job(row)
 
 
-def _job(row) -> Job:
-    values = {f.name: row._mapping[f.name] for f in dataclasses.fields(Job)}
-    values.update(
-        request=json.loads(values["request"]),
-        extra=json.loads(values["extra"] or "{}"),
-        result=json.loads(values["result"]) if values["result"] else None,
+def _job(row: Row[Any]) -> Job:
+    """A stored row as the core's Job; its JSON columns are validated on the way out."""
+    values = row._mapping
+    return Job(
+        id=values["id"],
+        key_id=values["key_id"],
+        protocol=values["protocol"],
+        model=values["model"],
+        request=GenerationRequest.from_json(values["request"]),
         has_image=bool(values["has_image"]),
+        origin=JobOrigin.from_json(values["origin"]),
+        status=JobStatus(values["status"]),
+        cost=values["cost"],
+        billing=Billing(values["billing"]),
+        attempts=values["attempts"],
+        progress_step=values["progress_step"],
+        progress_total=values["progress_total"],
         cancel_requested=bool(values["cancel_requested"]),
+        error=values["error"],
+        result=JobResult.from_json(values["result"]) if values["result"] else None,
+        webhook_url=values["webhook_url"],
+        created_at=values["created_at"],
+        started_at=values["started_at"],
+        finished_at=values["finished_at"],
+        expires_at=values["expires_at"],
+        updated_at=values["updated_at"],
     )
-    return Job(**values)

@@ -7,8 +7,9 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass, fields
+from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, Row, or_, select, update
 
 from openveo.service import billing
 from openveo.store.db import Database
@@ -43,15 +44,17 @@ def create_key(db: Database, name: str, credits: float) -> tuple[ApiKey, str]:
     """A new key and its secret (the only time the secret exists outside the client)."""
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     with db.write() as conn:
-        key_id = conn.execute(
-            api_keys.insert().values(
+        key_id: int = conn.execute(
+            api_keys.insert()
+            .values(
                 name=name,
                 key_hash=hash_secret(secret),
                 prefix=secret[:10],
                 balance=0,
                 created_at=time.time(),
             )
-        ).inserted_primary_key[0]
+            .returning(api_keys.c.id)
+        ).scalar_one()
         if credits:
             billing.grant(conn, key_id, billing.to_micro(credits), "initial credits")
         return _get(conn, key_id), secret
@@ -113,5 +116,5 @@ def _get(conn: Connection, key_id: int) -> ApiKey:
     return _key(conn.execute(select(api_keys).where(api_keys.c.id == key_id)).one())
 
 
-def _key(row) -> ApiKey:
+def _key(row: Row[Any]) -> ApiKey:
     return ApiKey(**{f.name: row._mapping[f.name] for f in fields(ApiKey)})

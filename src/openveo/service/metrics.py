@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, Float, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Float, case, cast, func, literal, select
 
+from openveo.core.job import Billing, JobStatus
 from openveo.service import refusals
 from openveo.service.workers import WorkerRegistry
 from openveo.store.db import Database
@@ -18,7 +20,7 @@ LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1
 STEP_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0)
 
 # A finished job's outcome for good: a succeeded job whose result later expired still succeeded.
-_OUTCOME = case((jobs.c.billing == "charged", literal("succeeded")), else_=jobs.c.status)
+_OUTCOME = case((jobs.c.billing == Billing.CHARGED, literal(JobStatus.SUCCEEDED.value)), else_=jobs.c.status)
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,14 @@ class DeploymentStats:
 
 def deployment_stats(db: Database) -> DeploymentStats:
     stats = DeploymentStats()
-    succeeded = jobs.c.billing == "charged"
+    succeeded = jobs.c.billing == Billing.CHARGED
     with db.read() as conn:
         for model, status, count in conn.execute(
             select(jobs.c.model, jobs.c.status, func.count())
-            .where(jobs.c.status.in_(("queued", "running")))
+            .where(jobs.c.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
             .group_by(jobs.c.model, jobs.c.status)
         ):
-            (stats.queued if status == "queued" else stats.running)[model] = count
+            (stats.queued if status == JobStatus.QUEUED else stats.running)[model] = count
         for model, outcome, count in conn.execute(
             select(jobs.c.model, _OUTCOME, func.count())
             .where(jobs.c.finished_at.is_not(None))
@@ -70,8 +72,10 @@ def deployment_stats(db: Database) -> DeploymentStats:
     return stats
 
 
-def _histogram(conn: Connection, value, bounds: Sequence[float], where) -> Histogram:
-    value = cast(value, Float)
+def _histogram(
+    conn: Connection, measure: ColumnElement[Any], bounds: Sequence[float], where: ColumnElement[bool]
+) -> Histogram:
+    value = cast(measure, Float)
     at_or_below = [func.sum(case((value <= bound, 1), else_=0)) for bound in bounds]
     query = (
         select(jobs.c.model, *at_or_below, func.count(), func.sum(value)).where(where).group_by(jobs.c.model)

@@ -15,7 +15,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ CHILD_TERMS = (
 )  # fmt: skip
 PERSON_GENERATION = ("dont_allow", "allow_adult", "allow_all")  # strictest first
 NO_PEOPLE_NEGATIVE = "people, person, human, face, crowd"
+NOTHING = re.compile(r"(?!)")  # matches no text: the matcher of an empty list of terms
 
 
 class PolicyViolation(Exception):
@@ -101,17 +102,20 @@ class ContentPolicy:
     blocked_patterns: tuple[str, ...] = ()
     moderation: Moderation | None = None
     person_generation: str = "allow_adult"  # the most any request may allow
+    _terms: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _patterns: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_terms", _word_matcher(self.blocked_terms))
-        object.__setattr__(self, "_patterns", [re.compile(p, re.IGNORECASE) for p in self.blocked_patterns])
+        patterns = tuple(re.compile(p, re.IGNORECASE) for p in self.blocked_patterns)
+        object.__setattr__(self, "_patterns", patterns)
 
     def check(self, prompt: str, *, people: str | None = None, context: dict[str, Any] | None = None) -> None:
         """Raises `PolicyViolation` (or `ModerationUnavailable`); returns when the prompt may run.
         `people` is the request's personGeneration, if it gave one."""
         text = normalise(prompt)
         people = self.people(people)
-        if self._terms and (hit := self._terms.search(text)):
+        if hit := self._terms.search(text):
             raise PolicyViolation(f"it contains the blocked term {hit.group(0)!r}", "terms")
         for pattern in self._patterns:
             if pattern.search(text):
@@ -145,7 +149,7 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def _word_matcher(terms: Iterable[str]) -> re.Pattern[str] | None:
+def _word_matcher(terms: Iterable[str]) -> re.Pattern[str]:
     """Whole words or phrases; any run of spaces or punctuation between a phrase's words matches."""
     parts = []
     for term in terms:
@@ -153,7 +157,7 @@ def _word_matcher(terms: Iterable[str]) -> re.Pattern[str] | None:
         if words:
             parts.append(r"[\W_]+".join(re.escape(word) for word in words))
     if not parts:
-        return None
+        return NOTHING
     return re.compile(r"(?<!\w)(?:" + "|".join(sorted(parts, key=len, reverse=True)) + r")(?!\w)")
 
 
@@ -163,7 +167,7 @@ _CHILDREN = _word_matcher(CHILD_TERMS)
 
 def read_terms(text: str) -> tuple[str, ...]:
     """Terms from a file or a setting: one per line or comma-separated; `#` starts a comment."""
-    terms = []
+    terms: list[str] = []
     for line in text.splitlines():
         line = line.split("#", 1)[0]
         terms.extend(term.strip() for term in line.split(","))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from openveo.config import Settings
-from openveo.engine.catalog import Catalog
+from openveo.core.catalog import Catalog
 from openveo.service.jobs import Jobs, JobSignals, QueuePolicy
 from openveo.service.links import Signer, load_secret
 from openveo.store.blobs import Blobs, open_blobs
@@ -55,11 +55,12 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         queue_timeout_s=settings.queue_timeout_s,
     )
     signals = JobSignals(queued=partial(wakeups.ring, "worker"), changed=partial(wakeups.ring, "api"))
+    catalog = settings.catalog()
     return Runtime(
         settings=settings,
-        catalog=settings.catalog(),
+        catalog=catalog,
         db=db,
-        jobs=Jobs(db, policy, signals),
+        jobs=Jobs(db, policy, signals, catalog),
         blobs=result_store(settings),
         signer=Signer(secret),
         secret=secret,

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Connection, select, update
 
+from openveo.core.job import JobStatus
 from openveo.store.db import Database
 from openveo.store.schema import jobs, webhook_deliveries
 
@@ -30,7 +31,11 @@ log = logging.getLogger("openveo.webhooks")
 # then the delivery is marked failed.
 BACKOFF_STEPS = (1, 6, 24, 120, 360, 720, 720, 720)
 CLAIM_S = 60.0  # a dispatcher owns a due delivery this long while it sends it
-EVENTS = {"succeeded": "job.succeeded", "failed": "job.failed", "canceled": "job.canceled"}
+EVENTS = {
+    JobStatus.SUCCEEDED: "job.succeeded",
+    JobStatus.FAILED: "job.failed",
+    JobStatus.CANCELED: "job.canceled",
+}
 
 
 def key_secret(server_secret: bytes, key_id: int) -> str:
@@ -45,7 +50,7 @@ def sign(secret: str, message_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def enqueue(conn: Connection, job_id: str, status: str) -> None:
+def enqueue(conn: Connection, job_id: str, status: JobStatus) -> None:
     """Called inside the transaction that finishes a job: one delivery if the job asked for one."""
     url = conn.execute(select(jobs.c.webhook_url).where(jobs.c.id == job_id)).scalar()
     if not url or status not in EVENTS:

@@ -8,15 +8,26 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
+from openveo.core.job import JobStatus
 from openveo.store.db import Database
 from openveo.store.schema import jobs, workers
 
+
+class WorkerState(StrEnum):
+    LOADING = "loading"  # loading its model (and compiling it for every shape it serves)
+    IDLE = "idle"
+    BUSY = "busy"
+    DRAINING = "draining"  # finishing its job, then stopping: it claims nothing new
+    STOPPED = "stopped"
+
+
 PRESENCE_S = 5.0  # how often a worker beats
-SERVING_STATES = frozenset({"idle", "busy"})  # not loading, draining or stopped
+SERVING_STATES = frozenset({WorkerState.IDLE, WorkerState.BUSY})
 STALE_S = 3 * PRESENCE_S  # a worker silent this long is taken for gone
 FORGET_S = 24 * 3600.0  # stopped or vanished workers are listed this long, then removed
 
@@ -35,7 +46,7 @@ class WorkerInfo:
 
     @property
     def live(self) -> bool:
-        return self.state != "stopped" and self.heartbeat_at > time.time() - STALE_S
+        return self.state != WorkerState.STOPPED and self.heartbeat_at > time.time() - STALE_S
 
     @property
     def serving(self) -> bool:
@@ -61,13 +72,13 @@ class WorkerRegistry:
                     pid=pid,
                     models=json.dumps(models),
                     device=device,
-                    state="loading",
+                    state=WorkerState.LOADING,
                     started_at=now,
                     heartbeat_at=now,
                 )
             )
 
-    def beat(self, worker_id: str, state: str, current_job: str | None = None) -> None:
+    def beat(self, worker_id: str, state: WorkerState, current_job: str | None = None) -> None:
         with self.db.write() as conn:
             conn.execute(
                 update(workers)
@@ -78,10 +89,7 @@ class WorkerRegistry:
     def all(self) -> list[WorkerInfo]:
         with self.db.read() as conn:
             rows = conn.execute(select(workers).order_by(workers.c.host, workers.c.started_at)).all()
-        return [
-            WorkerInfo(**{**row._mapping, "models": json.loads(row.models)})  # type: ignore[arg-type]
-            for row in rows
-        ]
+        return [WorkerInfo(**{**row._mapping, "models": json.loads(row.models)}) for row in rows]
 
     def serving(self, known: list[WorkerInfo] | None = None) -> Counter[str]:
         """How many workers are taking jobs for each model (of `known`, else of every registered one)."""
@@ -91,7 +99,9 @@ class WorkerRegistry:
     def queue_depth(self) -> dict[str, int]:
         with self.db.read() as conn:
             rows = conn.execute(
-                select(jobs.c.model, func.count()).where(jobs.c.status == "queued").group_by(jobs.c.model)
+                select(jobs.c.model, func.count())
+                .where(jobs.c.status == JobStatus.QUEUED)
+                .group_by(jobs.c.model)
             ).all()
         return {model: count for model, count in rows}
 
@@ -99,7 +109,7 @@ class WorkerRegistry:
         with self.db.read() as conn:
             rows = conn.execute(
                 select(jobs.c.id, jobs.c.model, jobs.c.error, jobs.c.finished_at)
-                .where(jobs.c.status == "failed")
+                .where(jobs.c.status == JobStatus.FAILED)
                 .order_by(jobs.c.finished_at.desc())
                 .limit(limit)
             ).all()

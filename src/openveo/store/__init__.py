@@ -1,1 +1,1 @@
-"""Persistence: the SQL schema, connections, the job queue's SQL, result files. No torch here."""
+"""Persistence: the SQL schema and its migrations, connections, result files, wake-ups. No torch here."""

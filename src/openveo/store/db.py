@@ -81,6 +81,9 @@ class Database:
         from alembic import command
 
         with self.engine.connect().execution_options(openveo_write=True) as conn:
+            # One transaction around every migration: Alembic, finding it open, commits nothing on its
+            # own (on SQLite it would commit after each one, letting another process in between).
+            conn.begin()
             if not self.is_sqlite:  # API servers and workers starting together migrate one at a time
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             config = alembic_config(conn)

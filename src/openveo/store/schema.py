@@ -55,12 +55,9 @@ jobs = Table(
     Column("model", String(100), nullable=False),  # preset name: workers claim only models they serve
     Column("request", Text, nullable=False),  # GenerationRequest as JSON, without the image
     Column("image", LargeBinary),
-    Column("extra", Text),  # protocol-specific details (JSON) the core carries but does not read
-    Column(
-        "status", String(16), nullable=False
-    ),  # queued | running | succeeded | failed | canceled | expired
+    Column("status", String(16), nullable=False),  # core.job.JobStatus
     Column("cost", BigInteger, nullable=False),
-    Column("billing", String(16), nullable=False),  # reserved | charged | refunded
+    Column("billing", String(16), nullable=False),  # core.job.Billing
     Column("attempts", Integer, nullable=False, default=0),
     Column("worker_id", String(200)),
     Column("lease_expires_at", Float),
@@ -68,7 +65,7 @@ jobs = Table(
     Column("progress_total", Integer, nullable=False, default=0),
     Column("cancel_requested", Boolean, nullable=False, default=False),
     Column("error", Text),
-    Column("result", Text),  # JSON: files, seeds, timings
+    Column("result", Text),  # core.job.JobResult as JSON: files, seeds, timings
     Column("webhook_url", Text),
     Column("idempotency_key", String(200)),
     Column("created_at", Float, nullable=False),
@@ -78,6 +75,7 @@ jobs = Table(
     Column("updated_at", Float, nullable=False),
     Column("deleted_at", Float),  # deleted by its owner: files gone, hidden from every API
     Column("step_s", Float),  # mean seconds per denoising step of a succeeded run (for the metrics)
+    Column("origin", Text),  # core.job.JobOrigin as JSON: what the job's protocol answers about it by
     UniqueConstraint("key_id", "idempotency_key", name="uq_jobs_key_idempotency"),
     Index("ix_jobs_queue", "status", "model", "created_at"),
     Index("ix_jobs_key_created", "key_id", "created_at"),

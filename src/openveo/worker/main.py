@@ -15,22 +15,22 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from openveo import logs
 from openveo.config import Settings
+from openveo.core.job import Completion, LeaseState, attempt_folder, job_folder
 from openveo.engine.engine import Canceled, Engine, Generation
-from openveo.engine.parallel import GroupBroken
-from openveo.engine.video import video_metadata, write_mp4, write_spritesheet, write_thumbnail
-from openveo.provenance.stamp import Stamp, open_stamp
+from openveo.engine.parallel import Group, GroupBroken
 from openveo.service.jobs import ClaimedJob, Jobs
-from openveo.service.workers import PRESENCE_S, WorkerRegistry
+from openveo.service.workers import PRESENCE_S, WorkerRegistry, WorkerState
 from openveo.store.blobs import Blobs
 from openveo.store.db import OUTAGE, first_line, log_failure
 from openveo.store.wakeups import Bell
+from openveo.worker.delivery import Delivery, job_result, staged_paths, store
 
 log = logging.getLogger("openveo.worker")
 
@@ -48,10 +48,10 @@ class _Run:
     lost: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
 
-    def note(self, state: str) -> None:
-        if state == "cancel":
+    def note(self, state: LeaseState) -> None:
+        if state == LeaseState.CANCEL_REQUESTED:
             self.cancel.set()
-        elif state == "lost":
+        elif state == LeaseState.LOST:
             self.lost.set()
 
 
@@ -81,7 +81,7 @@ class Worker:
         models: list[str],
         doorbell: Bell | None = None,
         registry: WorkerRegistry | None = None,
-        stamp: Stamp | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
         self.settings = settings
         self.jobs = jobs
@@ -90,11 +90,12 @@ class Worker:
         self.models = models
         self.doorbell = doorbell
         self.registry = registry
-        self.stamp = stamp  # watermark and Content Credentials (provenance/)
+        self.delivery = delivery or Delivery(settings.video_crf, stamp=None)  # MP4s, marks, thumbnails
         self.id = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.draining = threading.Event()
         self.interrupted = threading.Event()
-        self.state, self.current_job = "loading", None
+        self.state: WorkerState = WorkerState.LOADING
+        self.current_job: str | None = None
         self._gone = threading.Event()
         self._finisher: threading.Thread | None = None  # the previous job's encode and store
         self.broken = False  # its GPU group lost a peer: exit, so the supervisor restarts the group
@@ -111,13 +112,15 @@ class Worker:
         self._gone.set()
         if self.registry is not None:
             try:
-                self.registry.beat(self.id, "stopped")
+                self.registry.beat(self.id, WorkerState.STOPPED)
             except OUTAGE:  # it will show as gone once its heartbeat is old
                 log.warning("could not mark worker %s stopped: the database is unavailable", self.id)
 
     def _presence(self) -> None:
+        assert self.registry is not None
         while not self._gone.wait(PRESENCE_S):
-            state = "draining" if self.draining.is_set() and self.state == "idle" else self.state
+            idle = self.state == WorkerState.IDLE
+            state = WorkerState.DRAINING if self.draining.is_set() and idle else self.state
             try:
                 self.registry.beat(self.id, state, self.current_job)
             except Exception:
@@ -135,7 +138,7 @@ class Worker:
 
     def serve_forever(self) -> None:
         log.info("worker %s serving %s", self.id, ", ".join(self.models))
-        self.state = "idle"
+        self.state = WorkerState.IDLE
         while not (self.draining.is_set() or self.interrupted.is_set()):
             self._housekeeping()
             try:
@@ -150,11 +153,11 @@ class Worker:
                 else:
                     self.draining.wait(IDLE_POLL_S)
                 continue
-            self.state, self.current_job = "busy", claimed.job.id
+            self.state, self.current_job = WorkerState.BUSY, claimed.job.id
             try:
                 self.run(claimed)
             finally:
-                self.state, self.current_job = "idle", None
+                self.state, self.current_job = WorkerState.IDLE, None
         self.wait_for_finisher()
         log.info("worker %s stopped", self.id)
 
@@ -185,7 +188,7 @@ class Worker:
         heartbeat.start()
         attempt = _Attempt(
             job.id,
-            f"jobs/{job.id}/attempt-{job.attempts}",
+            attempt_folder(job.id, job.attempts),
             self.settings.staging_dir / f"{job.id}-{job.attempts}",
             run,
             heartbeat,
@@ -195,7 +198,7 @@ class Worker:
                 request,
                 on_progress=lambda done, total: run.note(self._progress(job.id, done, total)),
                 should_cancel=lambda: run.cancel.is_set() or run.lost.is_set() or self.interrupted.is_set(),
-                watermark=self.stamp.watermark(job.id) if self.stamp else None,
+                watermark=self.delivery.watermark(job.id),
             )
         except Canceled:
             self._discard(attempt.folder)
@@ -235,46 +238,19 @@ class Worker:
             self._finisher = None
 
     def _finish(self, attempt: _Attempt, generation: Generation) -> None:
-        job_id, folder, staging = attempt.job_id, attempt.folder, attempt.staging
+        """Deliver the videos, store them and settle the job (see worker/delivery.py)."""
+        job_id, folder = attempt.job_id, attempt.folder
         try:
-            encode_started = time.perf_counter()
-            videos = []
-            for index, (frames, seed) in enumerate(zip(generation.videos, generation.seeds, strict=True)):
-                names = {
-                    "video": f"video-{index}.mp4",
-                    "thumbnail": f"thumbnail-{index}.jpg",
-                    "spritesheet": f"spritesheet-{index}.jpg",
-                }
-                metadata = video_metadata(generation.preset.name, seed)
-                write_mp4(
-                    frames,
-                    staging / names["video"],
-                    generation.fps,
-                    crf=self.settings.video_crf,
-                    metadata=metadata,
-                )
-                if self.stamp is not None:
-                    self.stamp.sign(
-                        staging / names["video"], model=generation.preset.name, seed=seed, job_id=job_id
-                    )
-                write_thumbnail(frames, staging / names["thumbnail"])
-                write_spritesheet(frames, staging / names["spritesheet"])
-                videos.append({**self._store(staging, folder, names), "seed": seed})
-            timings = {**generation.timings, "video_encode": time.perf_counter() - encode_started}
-            result = {
-                "videos": videos,
-                "width": generation.width,
-                "height": generation.height,
-                "fps": generation.fps,
-                "num_frames": generation.num_frames,
-                "steps": generation.steps,
-                "timings": {k: round(v, 4) for k, v in timings.items()},
-                "seconds_per_step": generation.timings.get("denoising", 0.0)
-                / max(1, generation.steps * len(generation.videos)),
-            }
+            paths = staged_paths(attempt.staging, len(generation.videos))
+            encode_s = self.delivery.write(generation, job_id, paths)
+            videos = [
+                store(self.blobs, folder, where, seed)
+                for where, seed in zip(paths, generation.seeds, strict=True)
+            ]
+            result = job_result(generation, videos, encode_s, self.delivery.provenance(job_id))
             outcome = self._persist(self.jobs.complete, job_id, self.id, result)
-            if outcome == "succeeded":
-                log.info("job %s: succeeded (%s)", job_id, _format_timings(timings))
+            if outcome == Completion.SUCCEEDED:
+                log.info("job %s: succeeded (%s)", job_id, _format_timings(result.timings))
             elif outcome is None:  # stopped while the database was away: it may have committed, keep them
                 log.warning(
                     "job %s: stopped before its completion could be confirmed; its lease decides", job_id
@@ -309,20 +285,12 @@ class Worker:
                 log.warning("database unavailable (%s); retrying in %.1fs", first_line(exc), delay)
                 self.interrupted.wait(delay)
 
-    def _progress(self, job_id: str, step: int, total: int) -> str:
+    def _progress(self, job_id: str, step: int, total: int) -> LeaseState:
         """Progress is best effort: a database outage must not fail the generation."""
         try:
             return self.jobs.heartbeat(job_id, self.id, step, total)
         except OUTAGE:
-            return "ok"
-
-    def _store(self, staging: Path, folder: str, names: dict[str, str]) -> dict[str, str]:
-        """Move (or upload) finished files into the result store; returns their blob keys."""
-        keys = {}
-        for kind, name in names.items():
-            keys[kind] = f"{folder}/{name}"
-            self.blobs.put(keys[kind], staging / name)
-        return keys
+            return LeaseState.OK
 
     def _heartbeat(self, run: _Run) -> None:
         interval = max(self.jobs.policy.lease_s / 3, 0.05)
@@ -335,7 +303,7 @@ class Worker:
     def _housekeeping(self) -> None:
         try:
             for job_id in self.jobs.recover():
-                self.blobs.delete_prefix(f"jobs/{job_id}")
+                self.blobs.delete_prefix(job_folder(job_id))
         except Exception:
             log_failure(log, "housekeeping failed; will retry")
 
@@ -346,7 +314,7 @@ class Worker:
             log_failure(log, "could not remove %s", folder)
 
 
-def _format_timings(timings: dict[str, float]) -> str:
+def _format_timings(timings: Mapping[str, float]) -> str:
     return ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in timings.items())
 
 
@@ -354,6 +322,7 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
     """`openveo worker`: load the model once, then serve the queue until told to stop."""
     from openveo.engine.parallel import group_from_environment
     from openveo.engine.pipelines import quiet_libraries, resolve_device
+    from openveo.service.provenance import open_stamp
     from openveo.service.runtime import open_runtime
 
     # Until a job can be running there is nothing to give back or finish: a signal ends the process at
@@ -369,7 +338,7 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
         # A follower has no job of its own to give back: it goes at once with its supervisor.
         _exit_with_parent(int(supervisor), signal.SIGKILL if follower else signal.SIGINT)
     quiet_libraries()
-    if follower:
+    if group is not None and not group.leader:
         _follow(settings, group)
         return
     runtime = open_runtime(settings, migrate=migrate)
@@ -377,8 +346,8 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
     engine = Engine(settings, runtime.catalog, group)
     doorbell = runtime.wakeups.listen("worker")
     registry = WorkerRegistry(runtime.db)
-    stamp = open_stamp(settings, runtime.db, runtime.secret)
-    worker = Worker(settings, runtime.jobs, runtime.blobs, engine, [model], doorbell, registry, stamp)
+    delivery = Delivery(settings.video_crf, open_stamp(settings, runtime.db, runtime.secret))
+    worker = Worker(settings, runtime.jobs, runtime.blobs, engine, [model], doorbell, registry, delivery)
     worker.announce()
     try:
         worker.load()
@@ -393,7 +362,7 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
         raise SystemExit(1)
 
 
-def _follow(settings: Settings, group) -> None:
+def _follow(settings: Settings, group: Group) -> None:
     """Ranks 1.. of a group: load the same model and run whatever the leader runs. Signals are the
     leader's business (it cancels the group's work and then releases it)."""
     engine = Engine(settings, settings.catalog(), group)

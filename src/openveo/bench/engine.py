@@ -10,6 +10,7 @@ measured against the same baseline frames.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import platform
@@ -26,13 +27,13 @@ import numpy as np
 import torch
 
 from openveo.config import Settings
-from openveo.engine.catalog import Catalog, Preset
-from openveo.engine.engine import Engine, _StageClock, _to_uint8
+from openveo.core.catalog import Catalog, Preset
+from openveo.core.request import GenerationRequest
+from openveo.engine.engine import Engine, StageClock, to_uint8
 from openveo.engine.optimize import UnsupportedMode
 from openveo.engine.pipelines import LoadedModel, prepare, resolve_device
 from openveo.engine.tiny import BUILDERS
 from openveo.engine.video import write_mp4
-from openveo.service.requests import GenerationRequest
 
 PROMPT = "A red fox runs through fresh snow at dawn, cinematic, shallow depth of field"
 WARM_UP_PROMPT = "warm-up"
@@ -41,7 +42,7 @@ STAGES = ("text_encoding", "denoising", "vae_decode", "mp4_encode")
 MODES = ("exact", "first-block", "taylorseer", "fp8")
 
 # umT5-XXL, Wan's text encoder (google/umt5-xxl encoder half).
-UMT5_XXL = dict(
+UMT5_XXL: dict[str, Any] = dict(
     vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
     relative_attention_num_buckets=32, relative_attention_max_distance=128,
     feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6, tie_word_embeddings=False,
@@ -123,7 +124,7 @@ def build_pipeline(arch: str, device: torch.device, dtype: torch.dtype) -> Any:
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
-    from openveo.engine.tiny import _tokenizer
+    from openveo.engine.tiny import build_tokenizer
 
     if arch in TINY:
         with torch.random.fork_rng(devices=[]):
@@ -137,7 +138,8 @@ def build_pipeline(arch: str, device: torch.device, dtype: torch.dtype) -> Any:
     _keep_fp32(transformer)
     with torch.device(device):
         vae = AutoencoderKLWan(**spec.vae)
-    for module in (transformer, text_encoder, vae):
+    modules: tuple[Any, ...] = (transformer, text_encoder, vae)  # diffusers' classes, typed loosely
+    for module in modules:
         _calm(module)
         module.eval()
     scheduler = UniPCMultistepScheduler(
@@ -148,7 +150,7 @@ def build_pipeline(arch: str, device: torch.device, dtype: torch.dtype) -> Any:
     )
     # Any T5-style tokenizer gives the same compute: the pipeline pads every prompt to 512 tokens.
     return WanPipeline(
-        tokenizer=_tokenizer(),
+        tokenizer=build_tokenizer(),
         text_encoder=text_encoder,
         vae=vae,
         transformer=transformer,
@@ -167,7 +169,7 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def _keep_fp32(model: torch.nn.Module) -> None:
+def _keep_fp32(model: Any) -> None:
     """What from_pretrained does with a model's `_keep_in_fp32_modules` (Wan: rope, norms, time embedder)."""
     keep = set(getattr(model, "_keep_in_fp32_modules", None) or ())
     for name, param in model.named_parameters():
@@ -176,7 +178,7 @@ def _keep_fp32(model: torch.nn.Module) -> None:
 
 
 @torch.no_grad()
-def _calm(module: torch.nn.Module) -> None:
+def _calm(module: Any) -> None:
     """Random init at full depth blows activations up to inf in bf16, and inf frames compare as
     equal. Scaling each weight matrix to a small spectral size keeps the values finite and varied,
     so PSNR measures real numerical agreement; the arithmetic done is unchanged."""
@@ -226,7 +228,7 @@ class Bench:
         model = LoadedModel(_preset(self.case), pipe, None, self.device, self.dtype)
         c = self.case
 
-        def call(steps: int, clock: _StageClock | None = None) -> np.ndarray:
+        def call(steps: int, clock: StageClock | None = None) -> np.ndarray:
             kwargs = {} if clock is None else {"callback_on_step_end": _stepper(clock)}
             return pipe(
                 prompt=PROMPT, negative_prompt=NEGATIVE, width=c.width, height=c.height, num_frames=c.frames,
@@ -235,13 +237,14 @@ class Bench:
             ).frames[0]  # fmt: skip
 
         call(warm_up_steps)  # CUDA context, cuBLAS handles, allocator: not what a user waits for twice
-        clock = _StageClock(model)
+        clock = StageClock(model)
 
-        def timed_call() -> np.ndarray:
+        def timed_call() -> tuple[np.ndarray, dict[str, float]]:
             with clock.run():
-                return call(c.steps, clock)
+                frames = call(c.steps, clock)
+            return frames, clock.timings
 
-        run, frames = self._timed("baseline", timed_call, clock)
+        run, frames = self._timed("baseline", timed_call)
         self.baseline_frames = frames
         return run
 
@@ -262,30 +265,29 @@ class Bench:
         engine.generate(replace(request, prompt=WARM_UP_PROMPT, steps=2))
         if model.prompts is not None:
             model.prompts.discard(PROMPT)
-        holder: dict[str, Any] = {}
 
-        def generate() -> np.ndarray:
+        def generate() -> tuple[np.ndarray, dict[str, float]]:
             generation = engine.generate(request)
-            holder["timings"] = generation.timings
-            return generation.videos[0]
+            return generation.videos[0], generation.timings
 
-        run, _ = self._timed(mode, generate, None, holder)
+        run, _ = self._timed(mode, generate)
         return run
 
     def _timed(
-        self, mode: str, make: Callable[[], np.ndarray], clock: _StageClock | None, holder: dict | None = None
+        self, mode: str, make: Callable[[], tuple[np.ndarray, dict[str, float]]]
     ) -> tuple[Run, np.ndarray]:
+        """Run `make` (frames and their stage timings), encode its frames, and time it all."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         started = time.perf_counter()
-        frames = make()
-        frames = frames if frames.dtype == np.uint8 else _to_uint8(frames)
+        frames, stages = make()
+        frames = frames if frames.dtype == np.uint8 else to_uint8(frames)
         encode_started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             write_mp4(frames, Path(tmp) / "bench.mp4", self.case.fps)
         ended = time.perf_counter()
-        timings = dict(clock.timings if clock is not None else holder["timings"])
+        timings = dict(stages)
         timings["mp4_encode"] = ended - encode_started
         timings["end_to_end"] = ended - started
         run = Run(mode, {k: round(v, 4) for k, v in timings.items()})
@@ -297,7 +299,7 @@ class Bench:
         return run, frames
 
 
-def _stepper(clock: _StageClock) -> Callable:
+def _stepper(clock: StageClock) -> Callable:
     def on_step_end(_pipe, _step, _t, tensors):
         clock.step_ended()
         return tensors
@@ -341,8 +343,8 @@ def run_case(
 
 
 def _mode_run(bench: Bench, model: LoadedModel, mode: str) -> Run:
+    from openveo.core.modes import parse_step_cache
     from openveo.engine import optimize
-    from openveo.engine.modes import parse_step_cache
 
     if mode == "fp8":
         optimize.quantize_fp8(
@@ -456,7 +458,7 @@ def benchmark(
     }
     for arch in archs:
         case = case_for(arch, steps=steps)
-        runs = run_case(case, settings, modes, (lambda r, a=arch: on_run(a, r)) if on_run else None)
+        runs = run_case(case, settings, modes, functools.partial(on_run, arch) if on_run else None)
         results["cases"].append({"case": asdict(case), "runs": [asdict(r) for r in runs]})
         if device.type == "cuda":
             torch.cuda.empty_cache()

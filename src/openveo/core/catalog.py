@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 DEFAULT_DURATIONS = (5, 6, 7, 8)
 
@@ -72,8 +73,10 @@ def _sizes(landscape: tuple[int, int], square: int | None = None) -> dict[str, t
     return sizes
 
 
-_WAN = dict(family="wan", pipeline="WanPipeline", frame_multiple=4)
-_LTX = dict(family="ltx", pipeline="LTXPipeline", i2v_pipeline="LTXImageToVideoPipeline", frame_multiple=8)
+_WAN: dict[str, Any] = dict(family="wan", pipeline="WanPipeline", frame_multiple=4)
+_LTX: dict[str, Any] = dict(
+    family="ltx", pipeline="LTXPipeline", i2v_pipeline="LTXImageToVideoPipeline", frame_multiple=8
+)
 
 PRESETS: tuple[Preset, ...] = (
     Preset(
@@ -209,7 +212,8 @@ class Catalog:
         default_model: str = DEFAULT_MODEL,
     ) -> None:
         self.presets = {p.name: p for p in presets}
-        merged = {**DEFAULT_ALIASES, **dict.fromkeys(PROTOCOL_MODELS, default_model), **(aliases or {})}
+        self.configured = dict(aliases or {})
+        merged = {**DEFAULT_ALIASES, **dict.fromkeys(PROTOCOL_MODELS, default_model), **self.configured}
         for alias, target in merged.items():
             if target not in self.presets and target not in merged:
                 raise ValueError(f"alias {alias!r} points at unknown model {target!r}")
@@ -228,3 +232,13 @@ class Catalog:
 
     def names(self) -> list[str]:
         return [*self.presets, *sorted(self.aliases)]
+
+    def routed(self) -> list[str]:
+        """The presets the protocols send jobs to: the default model (first), then the targets of the
+        configured aliases."""
+        names = (self.default.name, *self.configured.values())
+        return list(dict.fromkeys(self.resolve(name).name for name in names))
+
+    def aliases_of(self, preset: str) -> list[str]:
+        """Every alias that resolves to `preset`."""
+        return sorted(alias for alias in self.aliases if self.resolve(alias).name == preset)

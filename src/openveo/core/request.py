@@ -11,12 +11,13 @@ import io
 import math
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
+from pydantic import TypeAdapter
 
-from openveo.engine.catalog import Catalog, Preset, UnknownModel
+from openveo.core.catalog import Catalog, Preset, UnknownModel
 
 MAX_NUM_VIDEOS = 4
 MAX_SEED = 2**63 - 1
@@ -56,6 +57,17 @@ class GenerationRequest:
     seed_was_random: bool = False
     output_size: tuple[int, int] | None = None  # (width, height) to resize to; None = the model's own
 
+    def to_json(self) -> str:
+        """As stored with its job: everything but the image (up to 20 MB, kept in a column of its own)."""
+        return _STORED.dump_json(self, exclude={"image"}).decode()
+
+    @classmethod
+    def from_json(cls, text: str | bytes, image: bytes | None = None) -> GenerationRequest:
+        return replace(_STORED.validate_json(text), image=image)
+
+
+_STORED: TypeAdapter[GenerationRequest] = TypeAdapter(GenerationRequest)
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -70,7 +82,7 @@ def build_request(fields: Mapping[str, Any], catalog: Catalog, limits: Limits) -
         name = sorted(unknown)[0]
         raise InvalidRequest(name, f"is not a known field; known fields: {', '.join(sorted(_FIELDS))}")
 
-    prompt = _text(fields.get("prompt"), "prompt", limits.max_prompt_chars, required=True)
+    prompt = _required_text(fields.get("prompt"), "prompt", limits.max_prompt_chars)
     negative = _text(fields.get("negative_prompt"), "negative_prompt", MAX_NEGATIVE_PROMPT_CHARS)
     preset = _preset(fields.get("model"), catalog)
 
@@ -129,6 +141,12 @@ _FIELDS = {
 
 def _listing(values: tuple[Any, ...]) -> str:
     return ", ".join(str(v) for v in values)
+
+
+def _required_text(value: Any, field: str, limit: int) -> str:
+    text = _text(value, field, limit, required=True)
+    assert text is not None  # _text raises for a required field without text
+    return text
 
 
 def _text(value: Any, field: str, limit: int, *, required: bool = False) -> str | None:

@@ -1,0 +1,197 @@
+"""`openveo generate`: one video (or a few) from a prompt, straight to MP4 files, with no server."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from openveo.cli.options import DataDir, err, fail, out, settings_from, setup_logging
+from openveo.config import Settings
+from openveo.core.catalog import Preset
+from openveo.core.request import GenerationRequest, InvalidRequest, Limits, build_request
+
+if TYPE_CHECKING:
+    from openveo.engine.engine import Generation
+    from openveo.worker.delivery import Delivery
+
+# How the CLI spells each request field, so validation errors name the flag the user typed.
+CLI_FLAGS = {
+    "prompt": "PROMPT",
+    "negative_prompt": "--negative-prompt",
+    "model": "--model",
+    "seed": "--seed",
+    "duration_s": "--duration",
+    "aspect_ratio": "--aspect-ratio",
+    "num_videos": "--num-videos",
+    "image": "--image",
+    "steps": "--steps",
+    "guidance": "--guidance",
+}
+
+
+def generate(
+    prompt: Annotated[str, typer.Argument(help="What the video shows.")],
+    model: Annotated[
+        str | None, typer.Option(help="Preset or alias; `openveo models list` shows them.")
+    ] = None,
+    duration: Annotated[str, typer.Option(help="Seconds of video: 5, 6, 7 or 8.")] = "5",
+    aspect_ratio: Annotated[
+        str, typer.Option(help="16:9 (landscape) or 9:16 (portrait); 1:1 where offered.")
+    ] = "16:9",
+    seed: Annotated[str, typer.Option(help="-1 draws a random seed, which the summary reports.")] = "-1",
+    negative_prompt: Annotated[str | None, typer.Option(help="What to steer away from.")] = None,
+    num_videos: Annotated[str, typer.Option(help="1 to 4 videos, seeds SEED, SEED+1, ...")] = "1",
+    image: Annotated[
+        Path | None, typer.Option(help="First frame for image-to-video (PNG/JPEG/WebP).")
+    ] = None,
+    steps: Annotated[str | None, typer.Option(help="Denoising steps (default: the model's).")] = None,
+    guidance: Annotated[str | None, typer.Option(help="Guidance scale (default: the model's).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="MP4 path (default openveo-SEED.mp4); N>1 adds -1..-N."),
+    ] = None,
+    thumbnail: Annotated[bool, typer.Option(help="Also write a JPEG thumbnail beside each MP4.")] = False,
+    crf: Annotated[
+        int | None, typer.Option(min=0, max=51, help="x264 quality, lower is better (default 18).")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cuda, cuda:N or cpu.")] = None,
+    data_dir: DataDir = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log loading and timing details.")] = False,
+) -> None:
+    """Generate a video from a prompt and write it as an MP4.
+
+    Example: openveo generate "a red panda riding a skateboard" --model tiny --duration 5 -o panda.mp4
+    """
+    setup_logging(verbose)
+    settings = settings_from(data_dir, device=device, video_crf=crf)
+    catalog = settings.catalog()
+    fields: dict[str, object] = {
+        "prompt": prompt,
+        "model": model or settings.model,
+        "duration_s": duration,
+        "aspect_ratio": aspect_ratio,
+        "seed": seed,
+        "negative_prompt": negative_prompt,
+        "num_videos": num_videos,
+        "steps": steps,
+        "guidance": guidance,
+    }
+    if image is not None:
+        try:
+            fields["image"] = image.read_bytes()
+        except OSError as exc:
+            raise fail(f"--image cannot be read: {exc.strerror or exc}") from None
+    if output is not None and output.suffix.lower() != ".mp4":
+        raise fail(f"--output must end in .mp4; got {str(output)!r}")
+    try:
+        request = build_request(fields, catalog, Limits(settings.max_prompt_chars, settings.max_image_bytes))
+    except InvalidRequest as exc:
+        raise fail(exc.message(CLI_FLAGS.get(exc.field))) from None
+    preset = catalog.resolve(request.model)
+    if preset.tiny:
+        err.print(
+            f"[yellow]note:[/] {preset.name} is a tiny random-weight test model: it makes abstract noise."
+        )
+    paths = _output_paths(output or Path(f"openveo-{request.seed}.mp4"), request.num_videos)
+    _run_generation(settings, request, preset, paths, thumbnail)
+
+
+def _output_paths(base: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [base]
+    return [base.with_name(f"{base.stem}-{i}{base.suffix}") for i in range(1, count + 1)]
+
+
+def _run_generation(
+    settings: Settings, request: GenerationRequest, preset: Preset, paths: list[Path], thumbnail: bool
+) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from openveo.core.job import new_job_id
+    from openveo.engine.engine import Canceled, Engine
+    from openveo.engine.pipelines import quiet_libraries
+    from openveo.engine.weights import ModelNotAvailable
+    from openveo.worker.delivery import VideoPaths
+
+    quiet_libraries(logging.getLogger().isEnabledFor(logging.INFO))
+    delivery = _delivery(settings)
+    job_id = new_job_id()  # what the watermark and the manifest name this video by
+    engine = Engine(settings, settings.catalog())
+    started = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        task = progress.add_task(f"Loading {preset.name}", total=None)
+        try:
+            engine.load(preset.name)
+            loaded_at = time.perf_counter()
+            progress.update(
+                task, description="Denoising", total=(request.steps or preset.steps) * request.num_videos
+            )
+            result = engine.generate(
+                request,
+                on_progress=lambda done, total: progress.update(task, completed=done),
+                watermark=delivery.watermark(job_id),
+            )
+        except ModelNotAvailable as exc:
+            raise fail(str(exc), code=3) from None
+        except (Canceled, KeyboardInterrupt):
+            raise fail("canceled; nothing was written", code=130) from None
+        progress.update(task, description="Encoding MP4")
+        targets = [VideoPaths(path, path.with_suffix(".jpg") if thumbnail else None) for path in paths]
+        result.timings["video_encode"] = delivery.write(result, job_id, targets)
+
+    err.print(_summary(request, result, delivery, job_id, loaded_at - started, time.perf_counter() - started))
+    for path in paths:
+        out.print(str(path), highlight=False, soft_wrap=True)
+
+
+def _delivery(settings: Settings) -> Delivery:
+    """How the video is written and marked: as the deployment's workers do (its secret lives in the
+    database, so `verify` reads this video alike)."""
+    from openveo.cli.options import database
+    from openveo.service.links import load_secret
+    from openveo.service.provenance import open_stamp
+    from openveo.worker.delivery import Delivery
+
+    db = database(settings)
+    try:
+        return Delivery(settings.video_crf, open_stamp(settings, db, load_secret(db, settings.data_dir)))
+    finally:
+        db.dispose()
+
+
+def _summary(
+    request: GenerationRequest,
+    result: Generation,
+    delivery: Delivery,
+    job_id: str,
+    load_s: float,
+    total_s: float,
+) -> Table:
+    preset = result.preset
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_row("model", preset.name + (" (tiny test model)" if preset.tiny else ""))
+    summary.add_row(
+        "seed", ", ".join(str(s) for s in result.seeds) + (" (random)" if request.seed_was_random else "")
+    )
+    summary.add_row("size", f"{result.width}x{result.height} ({request.aspect_ratio})")
+    summary.add_row(
+        "frames", f"{result.num_frames} at {result.fps} fps = {result.num_frames / result.fps:.2f} s"
+    )
+    summary.add_row("steps", str(result.steps))
+    provenance = delivery.provenance(job_id)
+    marks = [
+        f"watermark (job {job_id[:12]})" if provenance.watermark else "",
+        "C2PA signed" if provenance.signed else "",
+    ]
+    summary.add_row("provenance", ", ".join(m for m in marks if m) or "off")
+    summary.add_row("model load", f"{load_s:.2f} s")
+    for stage, seconds in result.timings.items():
+        summary.add_row(stage.replace("_", " "), f"{seconds:.2f} s")
+    summary.add_row("total", f"{total_s:.2f} s")
+    return summary
