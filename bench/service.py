@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,62 +30,14 @@ from pathlib import Path
 import httpx
 from common import cpu_name, summary_ms
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the tests' launcher of the real `openveo serve`, shared with them
+from tests.e2e.server import Server  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results"
 
 
-class Service:
-    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.data_dir = data_dir
-        self.env = {
-            **os.environ,
-            "OPENVEO_DEVICE": "cpu",
-            "HF_HUB_OFFLINE": "1",
-            "OPENVEO_RATE_LIMIT_PER_MINUTE": "0",
-        }
-        if database_url:
-            self.env["OPENVEO_DATABASE_URL"] = database_url
-        self.proc: subprocess.Popen | None = None
-
-    def cli(self, *args: str) -> str:
-        command = [sys.executable, "-m", "openveo.cli", *args, "--data-dir", str(self.data_dir)]
-        return subprocess.run(command, env=self.env, check=True, capture_output=True, text=True).stdout
-
-    def start(self) -> None:
-        command = [
-            sys.executable,
-            "-m",
-            "openveo.cli",
-            "serve",
-            "--model",
-            "tiny",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-            "--workers",
-            "1",
-        ]
-        log = (self.data_dir / "serve.log").open("wb")
-        self.proc = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                httpx.get(f"{self.url}/v1/get-user-credits", timeout=1)
-                return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise RuntimeError("the server did not start")
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.send_signal(2)
-            self.proc.wait(30)
-
-
-def measure_overhead(service: Service, key: str, count: int) -> dict:
+def measure_overhead(service: Server, key: str, count: int) -> dict:
     totals, overheads, engine = [], [], []
     with httpx.Client(timeout=300, headers={"x-api-key": key}) as client:
         client.post(f"{service.url}/v1/veo-2", json={"prompt": "warm-up", "seed": 1})  # loads, warms caches
@@ -107,7 +58,7 @@ def measure_overhead(service: Service, key: str, count: int) -> dict:
 
 
 async def poll_latencies(
-    service: Service, key: str, job_ids: list[str], pollers: int, seconds: float
+    service: Server, key: str, job_ids: list[str], pollers: int, seconds: float
 ) -> list[float]:
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=pollers, max_keepalive_connections=pollers)
@@ -128,7 +79,7 @@ async def poll_latencies(
     return latencies
 
 
-def submit(service: Service, key: str, count: int) -> list[str]:
+def submit(service: Server, key: str, count: int) -> list[str]:
     with httpx.Client(headers={"x-api-key": key}) as client:
         return [
             client.post(f"{service.url}/v2/veo-2", json={"prompt": f"poll {i}"}).json()["request_id"]
@@ -136,7 +87,7 @@ def submit(service: Service, key: str, count: int) -> list[str]:
         ]
 
 
-def wait_idle(service: Service, key: str, job_ids: list[str]) -> None:
+def wait_idle(service: Server, key: str, job_ids: list[str]) -> None:
     with httpx.Client(headers={"x-api-key": key}) as client:
         for job_id in job_ids:
             while client.get(f"{service.url}/v2/requests/{job_id}/status").json()["status"] not in (
@@ -159,10 +110,14 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="openveo-bench-") as tmp:
-        service = Service(Path(tmp), args.database_url)
-        key = (
-            service.cli("keys", "create", "--name", "bench", "--credits", "1000000").strip().splitlines()[-1]
+        data_dir = Path(tmp)
+        service = Server(
+            data_dir,
+            data_dir / "models",
+            env={"OPENVEO_RATE_LIMIT_PER_MINUTE": "0"},
+            database_url=args.database_url,
         )
+        key = service.new_key(credits=1_000_000, name="bench")
         service.start()
         try:
             print(f"overhead: {args.requests} sequential v1 requests ...", file=sys.stderr)

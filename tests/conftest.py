@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,16 @@ def postgres_database(name: str):
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str) -> Iterator[str | None]:
+    """None for SQLite (the server keeps it in its data dir), else a new PostgreSQL database's URL."""
+    if backend == "sqlite":
+        yield None
+        return
+    with postgres_database(f"openveo_e2e_{secrets.token_hex(4)}") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

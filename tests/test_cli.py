@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from tests.helpers import decode, png_bytes, run_cli
+
+pytestmark = pytest.mark.slow  # each test starts the real command in a process of its own
 
 
 @pytest.fixture()
@@ -168,25 +175,20 @@ def test_serve_and_worker_help_explain_themselves():
         assert result.returncode == 0 and "--model" in result.stdout and "--data-dir" in result.stdout
 
 
-def test_the_verify_report_reads_for_a_damaged_mark_and_a_recovered_manifest():
-    from rich.console import Console
-
-    from openveo.cli.verify import report_table
-
-    manifest = {
-        "present": True, "valid": True, "trusted": True, "signer": "openveo on gpu-3", "issuer": "openveo",
-        "ai_generated": True, "generation": {"model": "tiny-wan2.2", "job_id": "9c1f"}, "problems": [],
-    }  # fmt: skip
-    report = {
-        "file": "copy.mp4",
-        "manifest": {"present": False},
-        "watermark": {"found": True, "payload": None, "confidence": 0.71, "p_value": 3e-9},
-        "recovered_manifest": {**manifest, "binds_this_video": False},
-        "made_by_openveo": True,
-    }
-    console = Console(width=200, record=True)
-    console.print(report_table(report))
-    text = console.export_text()
-    assert "found, but too damaged to read whose it is" in text
-    assert "the job's stored video: trusted" in text and "NOT bound to it" in text
-    assert "made by openveo" in text
+def test_generate_from_a_folder_that_shadows_the_standard_library(env, tmp_path):
+    """A `types.py` of the user's own in the working directory must not break the MP4 encoder (its
+    child process starts with Python's safe-path flag)."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "types.py").write_text("# the user's own module; its name is also the standard library's\n")
+    openveo = Path(sys.executable).with_name("openveo")  # the installed command, as a user runs it
+    result = subprocess.run(
+        [str(openveo), "generate", "a kite", "--model", "tiny", "--seed", "3", "-o", "kite.mp4"],
+        cwd=folder,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert decode(folder / "kite.mp4")["frames"].shape[0] == 41  # 5 s at the tiny model's 8 fps

@@ -6,28 +6,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import postgres_database
+from tests.conftest import fresh_database
 from tests.e2e.server import Server
 from tests.moderation import ModerationServer
 
 BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything here starts real processes (servers, workers, a browser, a cluster): the slow set
+    (`pytest -m "not slow"` leaves it out)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
 WEBHOOK_ENV = {"OPENVEO_WEBHOOK_RETRY_S": "0.3"}
-
-
-@contextlib.contextmanager
-def fresh_database(backend: str) -> Iterator[str | None]:
-    """None for SQLite (the server keeps it in its data dir), else a new PostgreSQL database's URL."""
-    if backend == "sqlite":
-        yield None
-        return
-    with postgres_database(f"openveo_e2e_{secrets.token_hex(4)}") as url:
-        yield url
 
 
 @pytest.fixture(scope="session")

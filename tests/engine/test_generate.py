@@ -27,6 +27,7 @@ def render(engine, catalog, path, **fields):
     return result
 
 
+@pytest.mark.slow  # twelve generations, each decoded
 @pytest.mark.parametrize("model", TINY_PRESETS)
 @pytest.mark.parametrize("duration", [5, 8])  # 6 and 7 s: frame counts in test_catalog
 @pytest.mark.parametrize("aspect", ["16:9", "9:16"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 
 import numpy as np
+import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -24,6 +25,7 @@ def test_plans_split_guidance_first_then_the_sequence():
     assert plan_for(3) == Plan(ulysses=3)
 
 
+@pytest.mark.slow  # four processes in a gloo group
 def test_group_of_four_makes_the_plain_diffusers_video(engine, settings, tmp_path):
     """Also: a cancel on the leader stops all four at the same step and the group takes the next job."""
     engine.load("tiny-wan2.1")  # builds the tiny model once, before four processes look for it

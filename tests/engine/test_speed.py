@@ -112,6 +112,7 @@ def test_bad_step_cache_settings_are_refused(value):
         Settings(step_cache=value)
 
 
+@pytest.mark.slow  # the real command in a process of its own, every mode
 def test_bench_command_on_a_tiny_architecture(tmp_path, models_root):
     out = tmp_path / "results"
     result = run_cli(
@@ -135,6 +136,7 @@ def test_bench_command_on_a_tiny_architecture(tmp_path, models_root):
     assert "| openveo |" in table and "PSNR dB" in table
 
 
+@pytest.mark.slow  # torch.compile of every served shape (a minute and more with a cold cache)
 def test_compiled_engine_is_warmed_for_every_served_shape(settings, catalog):
     """Regional compile (inductor, on the CPU here) warmed up for every aspect ratio and duration:
     afterwards a job of any served shape compiles nothing, and its video is still the baseline's."""

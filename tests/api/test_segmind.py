@@ -1,9 +1,8 @@
-"""The unmodified `segmind` SDK and plain HTTP against the real server on the tiny model."""
+"""The unmodified `segmind` SDK and plain HTTP against the service on the tiny model."""
 
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -224,14 +223,6 @@ def test_size_limits_are_clear_errors(server, key):
     )
     assert not_json.status_code == 422 and "JSON" in error_of(not_json)
     assert credits(server, key) == 10
-
-
-def test_the_api_process_never_loads_torch(server, key):
-    client(server, key).run_sync("veo-2", prompt="a cat", duration=5)  # a worker has run a job
-    maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
-    assert "libtorch" not in maps
-    worker_maps = Path(f"/proc/{server.worker_pids()[0]}/maps").read_text()
-    assert "libtorch" in worker_maps  # the probe can see torch where it is loaded
 
 
 def test_bad_webhook_urls_and_signatures_are_clear_errors(server, key):

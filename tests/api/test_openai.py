@@ -16,9 +16,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK
 
 
 @pytest.fixture(scope="session")
-def server(sqlite_server):
+def server(local_sqlite):
     """Wire-format tests: one database is enough (the service tests cover both)."""
-    return sqlite_server
+    return local_sqlite
 
 
 def client(server, key: str) -> OpenAI:
