@@ -31,6 +31,7 @@ RULES = {
     "service": (*TORCH, *WEB[:3], LAYERS["api"], LAYERS["engine"], LAYERS["worker"], LAYERS["cli"]),
     "store": (*TORCH, *WEB, LAYERS["api"], LAYERS["service"], LAYERS["engine"], LAYERS["worker"]),
     "api": (*TORCH, LAYERS["engine"], LAYERS["worker"], LAYERS["cli"]),
+    "worker": (*WEB[:3], LAYERS["api"], LAYERS["cli"]),
 }
 
 

@@ -27,21 +27,21 @@ def test_live_workers_queue_and_failures(database, monkeypatch):
     jobs.fail(jobs.page(key.id, newest_first=False)[0][0].id, "host-a:1", "out of memory", retry=False)
 
     report = registry.status()
-    by_id = {w["id"]: w for w in report["workers"]}
-    assert by_id["host-a:1"]["live"] and by_id["host-a:1"]["state"] == "busy"
-    assert by_id["host-a:1"]["current_job"] == "job-1" and by_id["host-a:1"]["models"] == ["tiny-wan2.2"]
-    assert not by_id["host-b:2"]["live"]  # stopped
-    assert report["queue"] == {"tiny-wan2.2": 1, "tiny-ltx": 1}
-    assert report["waiting_without_worker"] == ["tiny-ltx"]
-    assert report["recent_failures"][0]["error"] == "out of memory"
+    by_id = {w.id: w for w in report.workers}
+    assert by_id["host-a:1"].live and by_id["host-a:1"].state == "busy"
+    assert by_id["host-a:1"].current_job == "job-1" and by_id["host-a:1"].models == ["tiny-wan2.2"]
+    assert not by_id["host-b:2"].live  # stopped
+    assert report.queue == {"tiny-wan2.2": 1, "tiny-ltx": 1}
+    assert report.waiting_without_worker == ["tiny-ltx"]
+    assert report.recent_failures[0].error == "out of memory"
     assert registry.serving() == {"tiny-wan2.2": 1}
-    assert registry.readiness(["tiny-wan2.2"])["problems"] == ["no worker is serving tiny-ltx (1 queued)"]
+    assert registry.readiness(["tiny-wan2.2"]).problems == ["no worker is serving tiny-ltx (1 queued)"]
     assert failed.id  # still queued behind the failed one
 
     later = time.time() + workers.STALE_S + 1
     monkeypatch.setattr(workers.time, "time", lambda: later)  # a silence longer than STALE_S
     assert registry.serving() == {}
-    assert registry.readiness(["tiny-wan2.2"])["problems"] == [
+    assert registry.readiness(["tiny-wan2.2"]).problems == [
         "no worker is serving tiny-ltx (1 queued)",
         "no worker is serving tiny-wan2.2 (1 queued)",
     ]

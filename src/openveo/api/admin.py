@@ -29,7 +29,8 @@ async def admin_status(request: Request) -> dict[str, Any]:
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise ApiError(401, "admin endpoints need Authorization: Bearer OPENVEO_ADMIN_TOKEN")
-    return await run_in_threadpool(WorkerRegistry(state.runtime.db).status)
+    status = await run_in_threadpool(WorkerRegistry(state.runtime.db).status)
+    return status.as_json()
 
 
 @router.get("/healthz")
@@ -45,12 +46,10 @@ async def readyz(request: Request) -> JSONResponse:
     listed. A job for a model nobody serves waits in the queue; this says so."""
     state = state_of(request)
     try:
-        report = {
-            **await run_in_threadpool(
-                WorkerRegistry(state.runtime.db).readiness, state.runtime.catalog.routed()
-            ),
-            "database": "ok",
-        }
+        readiness = await run_in_threadpool(
+            WorkerRegistry(state.runtime.db).readiness, state.runtime.catalog.routed()
+        )
+        report = {**readiness.as_json(), "database": "ok"}
     except OUTAGE as exc:
         report = {"ready": False, "database": "unreachable", "models": {}, "problems": [first_line(exc)]}
     return JSONResponse(report, status_code=200 if report["ready"] else 503)

@@ -148,31 +148,29 @@ def status(
 
     report = WorkerRegistry(database(settings_from(data_dir, database_url=database_url))).status()
     if as_json:
-        out.print_json(json.dumps(report))
+        out.print_json(json.dumps(report.as_json()))
         return
     now = time.time()
     table = Table("worker", "models", "device", "state", "job", "last beat", title="Workers")
-    for worker in report["workers"]:
-        state = worker["state"] if worker["live"] else f"gone ({worker['state']})"
+    for worker in report.workers:
+        state = worker.state if worker.live else f"gone ({worker.state})"
         table.add_row(
-            worker["id"],
-            ", ".join(worker["models"]),
-            worker["device"],
+            worker.id,
+            ", ".join(worker.models),
+            worker.device,
             state,
-            worker["current_job"] or "",
-            f"{now - worker['heartbeat_at']:.0f} s ago",
+            worker.current_job or "",
+            f"{now - worker.heartbeat_at:.0f} s ago",
         )
     out.print(table)
     queue = Table("model", "queued", title="Queue")
-    for model, count in sorted(report["queue"].items()):
-        note = "  (no live worker serves it)" if model in report["waiting_without_worker"] else ""
+    for model, count in sorted(report.queue.items()):
+        note = "  (no live worker serves it)" if model in report.waiting_without_worker else ""
         queue.add_row(model, f"{count}{note}")
     out.print(queue)
     failures = Table("job", "model", "error", "when", title="Recent failures")
-    for failure in report["recent_failures"]:
-        failures.add_row(
-            failure["id"], failure["model"], failure["error"] or "", when(failure["finished_at"])
-        )
+    for failure in report.recent_failures:
+        failures.add_row(failure.id, failure.model, failure.error or "", when(failure.finished_at))
     out.print(failures)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from openveo import logs
 from openveo.config import Settings
 from openveo.core.catalog import Catalog
 from openveo.core.job import Job, JobOrigin
@@ -72,6 +73,7 @@ class Submitter:
             webhook_url=submission.webhook_url,
             idempotency_key=idempotency_key,
         )
+        logs.job_id.set(job.id)  # this thread's log lines from here on name the job
         log.info("job %s: queued for %s (%s, key %d)", job.id, job.model, submission.protocol, key.id)
         return job
 

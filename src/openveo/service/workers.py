@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -54,7 +55,50 @@ class WorkerInfo:
         return self.live and self.state in SERVING_STATES
 
     def as_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "live": self.live}
+        return {**dataclasses.asdict(self), "live": self.live}
+
+
+@dataclass(frozen=True)
+class Failure:
+    id: str
+    model: str
+    error: str | None
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class DeploymentStatus:
+    """Workers (live or gone), queued jobs per model, the models queued for with no live worker, and
+    the latest failures."""
+
+    workers: list[WorkerInfo]
+    queue: dict[str, int]
+    waiting_without_worker: list[str]
+    recent_failures: list[Failure]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "workers": [worker.as_json() for worker in self.workers],
+            "queue": self.queue,
+            "waiting_without_worker": self.waiting_without_worker,
+            "recent_failures": [dataclasses.asdict(failure) for failure in self.recent_failures],
+        }
+
+
+@dataclass(frozen=True)
+class ModelReadiness:
+    workers: int  # taking jobs
+    queued: int
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    models: dict[str, ModelReadiness]
+    problems: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 class WorkerRegistry:
@@ -105,7 +149,7 @@ class WorkerRegistry:
             ).all()
         return {model: count for model, count in rows}
 
-    def recent_failures(self, limit: int = 5) -> list[dict[str, Any]]:
+    def recent_failures(self, limit: int = 5) -> list[Failure]:
         with self.db.read() as conn:
             rows = conn.execute(
                 select(jobs.c.id, jobs.c.model, jobs.c.error, jobs.c.finished_at)
@@ -113,21 +157,21 @@ class WorkerRegistry:
                 .order_by(jobs.c.finished_at.desc())
                 .limit(limit)
             ).all()
-        return [dict(row._mapping) for row in rows]
+        return [Failure(row.id, row.model, row.error, row.finished_at) for row in rows]
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> DeploymentStatus:
         """Everything `openveo status` and the admin endpoint show."""
         known = self.all()
         queue = self.queue_depth()
         served = {model for worker in known if worker.live for model in worker.models}
-        return {
-            "workers": [worker.as_json() for worker in known],
-            "queue": queue,
-            "waiting_without_worker": sorted(model for model in queue if model not in served),
-            "recent_failures": self.recent_failures(),
-        }
+        return DeploymentStatus(
+            workers=known,
+            queue=queue,
+            waiting_without_worker=sorted(model for model in queue if model not in served),
+            recent_failures=self.recent_failures(),
+        )
 
-    def readiness(self, routed: Iterable[str]) -> dict[str, Any]:
+    def readiness(self, routed: Iterable[str]) -> Readiness:
         """Ready when every model this deployment serves has a worker taking jobs. The served models
         are the ones the protocols route to (`routed`: the default model and alias targets) and any
         with queued jobs; a worker that served some other model and left changes nothing."""
@@ -139,8 +183,8 @@ class WorkerRegistry:
             for model in sorted(models)
             if not serving[model]
         ]
-        return {
-            "ready": not problems,
-            "models": {m: {"workers": serving[m], "queued": queue.get(m, 0)} for m in sorted(models)},
-            "problems": problems,
-        }
+        return Readiness(
+            ready=not problems,
+            models={m: ModelReadiness(workers=serving[m], queued=queue.get(m, 0)) for m in sorted(models)},
+            problems=problems,
+        )
