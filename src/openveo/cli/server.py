@@ -86,7 +86,8 @@ def worker(
             min=1,
             envvar="OPENVEO_GPUS_PER_VIDEO",
             help="GPUs that make each video together (CFG-parallel, then context-parallel): --gpus 0,1,2,3 "
-            "--gpus-per-video 2 runs two workers of two GPUs. Without GPUs: that many CPU processes.",
+            "--gpus-per-video 2 runs two workers of two GPUs. Without GPUs: two CPU processes split the "
+            "guidance (context parallelism needs GPUs).",
         ),
     ] = None,
     migrate: Annotated[bool, typer.Option(help="Apply database migrations first.")] = True,
