@@ -9,7 +9,6 @@ test can run against either."""
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,17 @@ from openveo.service.keys import create_key
 from openveo.service.provenance import open_stamp
 from openveo.service.runtime import Runtime, open_runtime
 from openveo.service.workers import WorkerRegistry
-from openveo.store.db import Database
 from openveo.worker.delivery import Delivery
 from openveo.worker.main import Worker
-from tests.e2e.server import free_port
-from tests.helpers import run_cli
+from tests.e2e.server import Deployment, free_port
 
 
-class LocalServer:
+class LocalServer(Deployment):
     def __init__(
         self, data_dir: Path, models_root: Path, *, database_url: str | None = None, **settings: Any
     ) -> None:
         self.data_dir = data_dir
+        self.models_root = models_root
         self.settings = Settings(
             data_dir=data_dir,
             models_dir=models_root,
@@ -97,22 +95,6 @@ class LocalServer:
     def new_key(self, credits: float = 10.0, name: str = "test") -> str:
         assert self.runtime is not None
         return create_key(self.runtime.db, name, credits)[1]
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """The real `openveo` command on this server's data dir and database."""
-        env = {"OPENVEO_MODELS_DIR": str(self.settings.model_root), "OPENVEO_DATABASE_URL": self.database_url}
-        return run_cli(*args, "--data-dir", str(self.data_dir), env=env)
-
-    def database(self) -> Database:
-        return Database(self.database_url)
-
-    def job_row(self, job_id: str) -> Any:
-        """The job's row as stored, every column."""
-        from openveo.store.schema import jobs
-
-        assert self.runtime is not None
-        with self.runtime.db.read() as conn:
-            return conn.execute(jobs.select().where(jobs.c.id == job_id)).one()
 
     def __enter__(self) -> LocalServer:
         return self.start()

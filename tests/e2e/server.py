@@ -37,7 +37,36 @@ def worker_command(model: str, data_dir: Path, *options: str) -> list[str]:
     ]
 
 
-class Server:
+class Deployment:
+    """What a test reads of a running deployment, whichever way it runs: its data dir, its database
+    and the real `openveo` command pointed at both."""
+
+    data_dir: Path
+    models_root: Path
+    database_url: str
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        env = {"OPENVEO_MODELS_DIR": str(self.models_root), "OPENVEO_DATABASE_URL": self.database_url}
+        return run_cli(*args, "--data-dir", str(self.data_dir), env=env)
+
+    def database(self) -> Database:
+        return Database(self.database_url)
+
+    def job_row(self, job_id: str):
+        """The job's row as stored, every column."""
+        from openveo.store.schema import jobs
+
+        db = self.database()
+        try:
+            with db.read() as conn:
+                return conn.execute(jobs.select().where(jobs.c.id == job_id)).one()
+        finally:
+            db.dispose()
+
+
+class Server(Deployment):
+    """The real `openveo serve` in a subprocess, as a user starts it."""
+
     def __init__(
         self,
         data_dir: Path,
@@ -110,28 +139,10 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess:
-        env = {"OPENVEO_MODELS_DIR": str(self.models_root), "OPENVEO_DATABASE_URL": self.database_url}
-        return run_cli(*args, "--data-dir", str(self.data_dir), env=env)
-
     def new_key(self, credits: float = 10.0, name: str = "test") -> str:
         result = self.cli("keys", "create", "--name", name, "--credits", str(credits))
         assert result.returncode == 0, result.stderr
         return result.stdout.strip().splitlines()[-1]
-
-    def database(self) -> Database:
-        return Database(self.database_url)
-
-    def job_row(self, job_id: str):
-        """The job's row as stored, every column."""
-        from openveo.store.schema import jobs
-
-        db = self.database()
-        try:
-            with db.read() as conn:
-                return conn.execute(jobs.select().where(jobs.c.id == job_id)).one()
-        finally:
-            db.dispose()
 
     def worker_pids(self) -> list[int]:
         """The worker processes `serve` spawned (its child processes)."""
