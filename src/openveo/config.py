@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     allow_image_urls: bool = Field(
         default=True, description="Fetch http(s) image URLs given as image-to-video input."
     )
+    outbound_allow: str = Field(
+        default="",
+        description="Internal destinations the server may send to (image URLs, webhooks), comma-separated "
+        "CIDR ranges and host names, e.g. 10.0.0.0/8,hooks.internal; everything not public is refused "
+        "otherwise (docs/api.md#outbound-requests).",
+    )
 
     # Provenance (docs/provenance.md): every video is watermarked and carries signed Content Credentials.
     watermark: bool = Field(

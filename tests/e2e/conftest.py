@@ -27,7 +27,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-WEBHOOK_ENV = {"OPENVEO_WEBHOOK_RETRY_S": "0.3"}
+# Webhook receivers in these tests listen on loopback, which a deployment refuses unless its operator
+# allows it (tests/api/test_outbound.py shows the refusal).
+WEBHOOK_ENV = {"OPENVEO_WEBHOOK_RETRY_S": "0.3", "OPENVEO_OUTBOUND_ALLOW": "127.0.0.1"}
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tests.e2e.conftest import WEBHOOK_ENV
 from tests.e2e.server import Server
 
 
@@ -80,7 +81,8 @@ def test_a_finished_job_is_delivered_signed_and_retried(server, key, receiver):
 def test_a_canceled_job_sends_its_event(tmp_path, tiny_models):
     received = Receiver()
     try:
-        with Server(tmp_path / "no-workers", tiny_models, workers=0) as server:  # the job stays queued
+        no_workers = Server(tmp_path / "no-workers", tiny_models, workers=0, env=WEBHOOK_ENV)
+        with no_workers as server:  # the job stays queued
             headers = {"x-api-key": server.new_key(credits=1)}
             created = httpx.post(
                 f"{server.url}/v2/veo-2", json={"prompt": "x", "webhook_url": received.url}, headers=headers

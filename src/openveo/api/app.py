@@ -46,7 +46,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         rt = runtime or open_runtime(settings)
         watcher = JobWatcher(rt.jobs, rt.wakeups)
         watcher.start()
-        state = ApiState(rt, watcher, open_submitter(settings, rt.db, rt.jobs, rt.catalog))
+        state = ApiState(rt, watcher, open_submitter(rt))
         app.state.openveo = state
         tasks = [asyncio.create_task(_housekeeping(rt)), asyncio.create_task(_deliver_webhooks(state))]
         try:
@@ -113,6 +113,7 @@ async def _deliver_webhooks(state: ApiState) -> None:
             runtime.secret, runtime.jobs.get(job_id, include_deleted=True).key_id
         ),
         first_retry_s=runtime.settings.webhook_retry_s,
+        outbound=runtime.outbound,
     )
     while True:
         try:

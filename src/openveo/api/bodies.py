@@ -8,11 +8,12 @@ import binascii
 import json
 from typing import Any
 
-import httpx
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from openveo.api.errors import ApiError
+from openveo.service.outbound import NEUTRAL, Outbound, OutboundFailed
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
@@ -70,8 +71,9 @@ def _too_large(max_bytes: int) -> ApiError:
     return ApiError(422, f"the request body is too large: the limit is {max_bytes} bytes")
 
 
-async def image_bytes(value: Any, *, field: str, max_bytes: int, allow_urls: bool) -> bytes | None:
-    """Bytes of an image given as a file, a data URL, base64 or an http(s) URL (fetched, size-limited)."""
+async def image_bytes(value: Any, *, field: str, max_bytes: int, outbound: Outbound | None) -> bytes | None:
+    """Bytes of an image given as a file, a data URL, base64 or an http(s) URL, fetched through the
+    guarded fetcher (`outbound`; None: image URLs are turned off)."""
     if value is None or value == "" or value == b"":
         return None
     if isinstance(value, bytes):
@@ -82,11 +84,11 @@ async def image_bytes(value: Any, *, field: str, max_bytes: int, allow_urls: boo
         )
     text = value.strip()
     if text.startswith(("http://", "https://")):
-        if not allow_urls:
+        if outbound is None:
             raise ApiError(
                 422, f"{field}: image URLs are turned off on this server; send the bytes", field=field
             )
-        return await _fetch(text, field, max_bytes)
+        return await _fetch(outbound, text, field, max_bytes)
     if text.startswith("data:"):
         _, _, text = text.partition(",")
     try:
@@ -97,21 +99,13 @@ async def image_bytes(value: Any, *, field: str, max_bytes: int, allow_urls: boo
         ) from None
 
 
-async def _fetch(url: str, field: str, max_bytes: int) -> bytes:
+async def _fetch(outbound: Outbound, url: str, field: str, max_bytes: int) -> bytes:
+    """The image at `url`. Whatever goes wrong reads the same (see service/outbound.py); an answer
+    that is not a 200 with a body is no image either."""
     try:
-        async with (
-            httpx.AsyncClient(timeout=30, follow_redirects=True) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise ApiError(
-                    422, f"{field}: fetching {url} answered HTTP {response.status_code}", field=field
-                )
-            data = bytearray()
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > max_bytes:
-                    raise ApiError(422, f"{field} must be at most {max_bytes} bytes", field=field)
-            return bytes(data)
-    except httpx.HTTPError as exc:
-        raise ApiError(422, f"{field}: could not fetch {url}: {exc}", field=field) from None
+        answer = await run_in_threadpool(outbound.get, url, max_bytes=max_bytes)
+    except OutboundFailed as exc:
+        raise ApiError(422, f"{field}: {exc}", field=field) from None
+    if answer.status != 200 or not answer.body:
+        raise ApiError(422, f"{field}: {NEUTRAL}", field=field)
+    return answer.body

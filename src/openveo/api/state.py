@@ -109,7 +109,7 @@ class ApiState:
             value,
             field=field,
             max_bytes=self.settings.max_image_bytes,
-            allow_urls=self.settings.allow_image_urls,
+            outbound=self.runtime.outbound if self.settings.allow_image_urls else None,
         )
 
     def base_url(self, request: Request) -> str:

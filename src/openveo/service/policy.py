@@ -11,6 +11,8 @@ ask for stricter, never for more.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import re
 import unicodedata
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from openveo.service.outbound import Outbound, OutboundFailed
 
 log = logging.getLogger("openveo.policy")
 
@@ -66,21 +70,32 @@ class Moderation:
     token: str | None = None
     timeout_s: float = 10.0
     fail_open: bool = False
+    outbound: Outbound | None = None  # default: the guarded fetcher, allowing this URL's own host
 
     def verdict(self, prompt: str, context: dict[str, Any]) -> str | None:
         """The refusal reason, or None when the prompt is allowed."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        # The operator named this service, so its host is allowed even on the private network.
+        guarded = dataclasses.replace(self.outbound or Outbound(), timeout_s=self.timeout_s)
+        outbound = guarded.with_allowed(_host_of(self.url))
         try:
-            response = httpx.post(
-                self.url, json={"input": prompt, **context}, headers=headers, timeout=self.timeout_s
-            )
-            response.raise_for_status()
-            return _refusal(response.json())
-        except (httpx.HTTPError, ValueError) as exc:
+            answer = outbound.post(self.url, json={"input": prompt, **context}, headers=headers)
+            if not 200 <= answer.status < 300:
+                raise ValueError(f"HTTP {answer.status}")
+            return _refusal(json.loads(answer.body))
+        except (OutboundFailed, ValueError) as exc:
+            why = exc.reason if isinstance(exc, OutboundFailed) else str(exc)  # for the operator's log
             if self.fail_open:
-                log.warning("moderation webhook failed (%s); allowing the prompt (fail-open)", exc)
+                log.warning("moderation webhook failed (%s); allowing the prompt (fail-open)", why)
                 return None
-            raise ModerationUnavailable(f"the moderation service is unavailable ({exc})") from exc
+            raise ModerationUnavailable(f"the moderation service is unavailable ({why})") from exc
+
+
+def _host_of(url: str) -> str:
+    try:
+        return httpx.URL(url).host
+    except Exception:  # an unusable URL fails at the request, with the reason
+        return ""
 
 
 def _refusal(answer: Any) -> str | None:
@@ -174,7 +189,7 @@ def read_terms(text: str) -> tuple[str, ...]:
     return tuple(term for term in terms if term)
 
 
-def policy_from_settings(settings: Any) -> ContentPolicy:
+def policy_from_settings(settings: Any, outbound: Outbound | None = None) -> ContentPolicy:
     """The policy the settings describe (see docs/provenance.md#content-policy)."""
     terms = read_terms(settings.blocked_terms or "")
     if settings.blocked_terms_file:
@@ -186,6 +201,7 @@ def policy_from_settings(settings: Any) -> ContentPolicy:
             token=settings.moderation_token,
             timeout_s=settings.moderation_timeout_s,
             fail_open=settings.moderation_fail_open,
+            outbound=outbound,
         )
     return ContentPolicy(
         tuple(terms), tuple(settings.blocked_patterns), moderation, settings.person_generation

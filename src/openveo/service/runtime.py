@@ -10,6 +10,7 @@ from openveo.config import Settings
 from openveo.core.catalog import Catalog
 from openveo.service.jobs import Jobs, JobSignals, QueuePolicy
 from openveo.service.links import Signer, load_secret
+from openveo.service.outbound import Outbound, outbound_from_settings
 from openveo.store.blobs import Blobs, open_blobs
 from openveo.store.db import Database
 from openveo.store.wakeups import Wakeups
@@ -25,6 +26,7 @@ class Runtime:
     signer: Signer
     secret: bytes  # the server's own; signs result links and derives each key's webhook secret
     wakeups: Wakeups
+    outbound: Outbound  # every request to a URL a client or operator gave
 
     def close(self) -> None:
         self.db.dispose()
@@ -65,4 +67,5 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         signer=Signer(secret),
         secret=secret,
         wakeups=wakeups,
+        outbound=outbound_from_settings(settings),
     )

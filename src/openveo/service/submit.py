@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from openveo import logs
-from openveo.config import Settings
 from openveo.core.catalog import Catalog
 from openveo.core.job import Job, JobOrigin
 from openveo.core.request import GenerationRequest, InvalidRequest, Limits, build_request
 from openveo.service import refusals
 from openveo.service.jobs import MAX_IDEMPOTENCY_KEY, Jobs
 from openveo.service.keys import ApiKey
+from openveo.service.outbound import Outbound
 from openveo.service.policy import ContentPolicy, PolicyViolation, policy_from_settings
 from openveo.service.ratelimit import RateLimiter
+from openveo.service.runtime import Runtime
 from openveo.service.webhooks import valid_url
 from openveo.store.db import Database
 
@@ -51,6 +52,7 @@ class Submitter:
     limits: Limits
     policy: ContentPolicy
     limiter: RateLimiter
+    outbound: Outbound  # webhook URLs must point where it may send
 
     def request(self, fields: Mapping[str, Any]) -> GenerationRequest:
         """The validated request that raw fields (named as `GenerationRequest`'s) describe."""
@@ -58,8 +60,11 @@ class Submitter:
 
     def submit(self, key: ApiKey, request: GenerationRequest, submission: Submission) -> Job:
         """Queue `request` as `key`'s job; see the module's docstring for what is checked first."""
-        if submission.webhook_url is not None and (problem := valid_url(submission.webhook_url)):
-            raise InvalidRequest("webhook_url", problem)
+        if submission.webhook_url is not None:
+            if problem := valid_url(submission.webhook_url):
+                raise InvalidRequest("webhook_url", problem)
+            if self.outbound.refusal(submission.webhook_url):
+                raise InvalidRequest("webhook_url", "must point at a public address; this one is internal")
         idempotency_key = submission.idempotency_key
         if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise InvalidRequest("Idempotency-Key", f"must be at most {MAX_IDEMPOTENCY_KEY} characters")
@@ -105,13 +110,15 @@ class Submitter:
         return dataclasses.replace(request, negative_prompt=negative)
 
 
-def open_submitter(settings: Settings, db: Database, jobs: Jobs, catalog: Catalog) -> Submitter:
-    """The API server's submit path, as the settings describe it."""
+def open_submitter(runtime: Runtime) -> Submitter:
+    """The API server's submit path, as the deployment's settings describe it."""
+    settings = runtime.settings
     return Submitter(
-        db=db,
-        jobs=jobs,
-        catalog=catalog,
+        db=runtime.db,
+        jobs=runtime.jobs,
+        catalog=runtime.catalog,
         limits=Limits(max_prompt_chars=settings.max_prompt_chars, max_image_bytes=settings.max_image_bytes),
-        policy=policy_from_settings(settings),
+        policy=policy_from_settings(settings, runtime.outbound),
         limiter=RateLimiter(settings.rate_limit_per_minute),
+        outbound=runtime.outbound,
     )

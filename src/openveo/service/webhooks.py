@@ -8,6 +8,7 @@ secret cannot sign another's events."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -22,6 +23,7 @@ import httpx
 from sqlalchemy import Connection, select, update
 
 from openveo.core.job import JobStatus
+from openveo.service.outbound import Outbound, OutboundFailed
 from openveo.store.db import Database
 from openveo.store.schema import jobs, webhook_deliveries
 
@@ -31,6 +33,7 @@ log = logging.getLogger("openveo.webhooks")
 # then the delivery is marked failed.
 BACKOFF_STEPS = (1, 6, 24, 120, 360, 720, 720, 720)
 CLAIM_S = 60.0  # a dispatcher owns a due delivery this long while it sends it
+SEND_TIMEOUT_S = 10.0
 EVENTS = {
     JobStatus.SUCCEEDED: "job.succeeded",
     JobStatus.FAILED: "job.failed",
@@ -90,14 +93,14 @@ class Dispatcher:
         db: Database,
         render: Callable[[str], dict[str, Any]],
         secret_for: Callable[[str], str],
-        client: httpx.Client | None = None,
         first_retry_s: float = 5.0,
+        outbound: Outbound | None = None,
     ) -> None:
         self.db = db
         self.backoff = [first_retry_s * step for step in BACKOFF_STEPS]
         self.render = render
         self.secret_for = secret_for
-        self.client = client or httpx.Client(timeout=10.0, follow_redirects=False)
+        self.outbound = dataclasses.replace(outbound or Outbound(), timeout_s=SEND_TIMEOUT_S)
 
     def run_due(self, limit: int = 20) -> int:
         """Send what is due now; returns how many were attempted."""
@@ -145,9 +148,16 @@ class Dispatcher:
                 "webhook-signature": signature,
                 "user-agent": "openveo-webhooks",
             }
-            response = self.client.post(delivery.url, content=payload, headers=headers)
-            if not 200 <= response.status_code < 300:
-                error = f"HTTP {response.status_code}"
+            answer = self.outbound.post(
+                delivery.url,
+                content=payload,
+                headers=headers,
+                redirects=0,  # a redirect is a failure
+            )
+            if not 200 <= answer.status < 300:
+                error = f"HTTP {answer.status}"
+        except OutboundFailed as exc:
+            error = exc.reason  # the delivery record is the operator's, not the client's
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         self._record(delivery, payload, error)
