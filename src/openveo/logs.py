@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import sys
 from contextvars import ContextVar
@@ -38,6 +39,41 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# Query parameters that carry a secret: Google's documented `?key=`, and the signature of a result link.
+SECRET_PARAMETERS = re.compile(r"([?&](?:key|api_key|apikey|token|access_token|signature)=)[^&\s\"]+", re.I)
+
+
+class RedactSecrets(logging.Filter):
+    """No log line carries an API key or a link's signature, whoever logs it (the access log too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = SECRET_PARAMETERS.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+class OneTraceback(logging.Filter):
+    """The API's crash handler logs an unhandled error once, with its request id; the server's own
+    second copy of the same traceback is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Exception in ASGI application"
+
+
+def install_filters() -> None:
+    """On uvicorn's loggers (which keep handlers of their own) and on ours; safe to call again."""
+    targets: list[tuple[logging.Filterer, type[logging.Filter]]] = [
+        (logging.getLogger("uvicorn.access"), RedactSecrets),
+        (logging.getLogger("uvicorn.error"), OneTraceback),
+        *((handler, RedactSecrets) for handler in logging.getLogger().handlers),
+    ]
+    for target, kind in targets:
+        if not any(isinstance(existing, kind) for existing in target.filters):
+            target.addFilter(kind())
+
+
 def setup(verbose: bool, log_format: str = "text") -> None:
     """Send every log record (uvicorn's too, when JSON) to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -48,6 +84,7 @@ def setup(verbose: bool, log_format: str = "text") -> None:
     for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin, each start
+    install_filters()
 
 
 def new_request_id() -> str:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 
+from openveo import logs
 from openveo.config import Settings
 
 log = logging.getLogger("openveo.serve")
@@ -224,6 +225,7 @@ def run(settings: Settings, workers: int | None) -> None:
             proxy_headers=True,
             timeout_graceful_shutdown=5,
         )
+        logs.install_filters()  # uvicorn has set up its own loggers by now
         uvicorn.Server(config).run()
     finally:
         supervisor.stop()

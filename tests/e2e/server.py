@@ -44,6 +44,7 @@ class Deployment:
     data_dir: Path
     models_root: Path
     database_url: str
+    url: str
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         env = {"OPENVEO_MODELS_DIR": str(self.models_root), "OPENVEO_DATABASE_URL": self.database_url}
@@ -62,6 +63,19 @@ class Deployment:
                 return conn.execute(jobs.select().where(jobs.c.id == job_id)).one()
         finally:
             db.dispose()
+
+    def wait_status(self, key: str, job_id: str, wanted: set[str], timeout: float = 90) -> str:
+        """Poll a v2 request until its Segmind status is one of `wanted`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = httpx.get(f"{self.url}/v2/requests/{job_id}/status", headers={"x-api-key": key}).json()
+            if status["status"] in wanted:
+                return status["status"]
+            time.sleep(0.05)
+        raise AssertionError(f"{job_id} never reached {wanted}:\n{self.log()}")
+
+    def log(self) -> str:
+        return ""
 
 
 class Server(Deployment):
@@ -159,16 +173,6 @@ class Server(Deployment):
                 return pids
             time.sleep(0.1)
         raise AssertionError(f"expected {count} workers:\n{self.log()}")
-
-    def wait_status(self, key: str, job_id: str, wanted: set[str], timeout: float = 90) -> str:
-        """Poll a v2 request until its Segmind status is one of `wanted`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = httpx.get(f"{self.url}/v2/requests/{job_id}/status", headers={"x-api-key": key}).json()
-            if status["status"] in wanted:
-                return status["status"]
-            time.sleep(0.05)
-        raise AssertionError(f"{job_id} never reached {wanted}:\n{self.log()}")
 
     def __enter__(self) -> Server:
         return self.start()

@@ -6,20 +6,25 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from email.message import Message
 from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from openveo.api.errors import ApiError
+from openveo.core.text import text_problem
 from openveo.service.outbound import NEUTRAL, Outbound, OutboundFailed
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+MAX_DEPTH = 32  # of JSON nesting; the deepest body a protocol defines has 4 levels
 
 
 async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
-    """The body's fields; uploaded files become bytes. Unsupported content types answer 406."""
+    """The body's fields; uploaded files become bytes. Every piece of text in it must be storable
+    (core/text.py). Unsupported content types answer 406, malformed bodies 400 or 422."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind in ("application/json", "") or kind.endswith("+json"):
         raw = await read_bytes(request, max_bytes)
@@ -27,17 +32,26 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
             return {}
         try:
             body = json.loads(raw)
+        except RecursionError:
+            raise ApiError(422, f"the JSON body is nested more than {MAX_DEPTH} levels deep") from None
         except (ValueError, UnicodeDecodeError):
             raise ApiError(422, "the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise ApiError(422, "the JSON body must be an object of fields")
+        _check_text(body, "", 0)
         return body
     if kind in FORM_TYPES:
-        await read_bytes(request, max_bytes)  # enforce the limit before parsing (it is cached)
-        form = await request.form(max_part_size=max_bytes)
+        raw = await read_bytes(request, max_bytes)  # enforce the limit before parsing (it is cached)
+        if kind == "multipart/form-data":
+            _check_multipart(request.headers.get("content-type", ""), raw)
+        try:
+            form = await request.form(max_part_size=max_bytes)
+        except HTTPException as exc:  # Starlette's word for a body its parser cannot read
+            raise ApiError(400, f"the form body is malformed: {exc.detail}", code="invalid") from None
         fields: dict[str, Any] = {}
         for name, value in form.multi_items():
             fields[name] = await value.read() if isinstance(value, UploadFile) else value
+        _check_text({name: v for name, v in fields.items() if isinstance(v, str)}, "", 0)
         return fields
     raise ApiError(
         406,
@@ -45,6 +59,38 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
         "or application/x-www-form-urlencoded",
         code="unsupported_media",
     )
+
+
+def _check_multipart(content_type: str, raw: bytes) -> None:
+    """A multipart body needs its boundary, and must end with it: a body cut short would otherwise
+    read as one with fields missing."""
+    header = Message()
+    header["content-type"] = content_type
+    boundary = header.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise ApiError(400, "multipart/form-data needs a boundary in its Content-Type", code="invalid")
+    if f"--{boundary}--".encode("latin-1", "replace") not in raw:
+        raise ApiError(
+            400, "the multipart body is cut short: its closing boundary is missing", code="invalid"
+        )
+
+
+def _check_text(value: Any, where: str, depth: int) -> None:
+    """Refuse text no database or JSON answer can carry, wherever it stands in the body."""
+    if depth > MAX_DEPTH:
+        raise ApiError(422, f"the JSON body is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        if problem := text_problem(value):
+            raise ApiError(422, f"{where or 'the body'} {problem}", field=where or None)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, f"{where}[{index}]", depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else str(key)
+            if problem := text_problem(str(key)):
+                raise ApiError(422, f"a field name {problem}")
+            _check_text(item, name, depth + 1)
 
 
 async def read_bytes(request: Request, max_bytes: int) -> bytes:

@@ -21,6 +21,7 @@ log = logging.getLogger("openveo.api")
 
 # What went wrong, independent of any protocol; each renderer picks its own status and words for it.
 CODES_BY_STATUS = {
+    400: "invalid",
     401: "unauthenticated",
     403: "forbidden",
     404: "not_found",
@@ -98,13 +99,16 @@ def install(app: FastAPI, formats: ErrorFormats) -> None:
             if template and exc.detail in ("Not Found", "Method Not Allowed")
             else str(exc.detail)
         )
+        if allowed := (exc.headers or {}).get("Allow"):
+            message += f"; use {' or '.join(sorted(m.strip() for m in allowed.split(',')))}"
         return formats.render(request, ApiError(exc.status_code, message, headers=dict(exc.headers or {})))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
-        return formats.render(request, ApiError(422, f"{where or 'request'}: {first.get('msg', 'invalid')}"))
+        error = ApiError(422, f"{where or 'request'}: {first.get('msg', 'invalid')}", field=where or None)
+        return formats.render(request, error)
 
     async def _outage(request: Request, exc: Exception) -> Response:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, first_line(exc))

@@ -15,6 +15,7 @@ router = APIRouter()
 
 
 @router.get("/files/{blob_key:path}")
+@router.head("/files/{blob_key:path}", include_in_schema=False)  # players probe with HEAD
 def download(blob_key: str, request: Request, expires: str = "", signature: str = "") -> Response:
     state = state_of(request)
     if not state.runtime.signer.valid(blob_key, expires, signature):

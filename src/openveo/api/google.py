@@ -81,15 +81,18 @@ _ERRORS = {
     "unavailable": (503, "UNAVAILABLE"),
 }
 _RPC_CANCELLED, _RPC_INTERNAL, _RPC_NOT_FOUND = 1, 13, 5  # google.rpc.Code
+_VERSION = re.compile(r"v\d+(?:(?:alpha|beta)\d*)?")
 
 
 def matches(path: str) -> bool:
+    """Google's paths, with any API version (an unknown one is Google's 404): Vertex's publishers and
+    projects, and the Gemini form's models and files under a version."""
     parts = path.strip("/").split("/")
-    if len(parts) < 2:
-        return False
-    if parts[0] in VERTEX_VERSIONS and parts[1] in ("publishers", "projects"):
-        return True
-    return parts[0] in GEMINI_VERSIONS and parts[1] in ("models", "files") and len(parts) > 2
+    return (
+        len(parts) > 2
+        and _VERSION.fullmatch(parts[0]) is not None
+        and parts[1] in ("publishers", "projects", "models", "files")
+    )
 
 
 def render_error(error: ApiError) -> Response:
@@ -150,6 +153,10 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
         raise ApiError(404, f"model {model!r} not found; available: {', '.join(exc.known)}") from None
 
     aspect = parameters.get("aspectRatio") or "16:9"
+    if not isinstance(aspect, str):
+        raise ApiError(
+            422, f'aspectRatio must be a string such as "16:9"; got {aspect!r}', field="aspectRatio"
+        )
     fields: dict[str, Any] = {
         "prompt": instance.get("prompt"),
         "model": model,
@@ -202,8 +209,11 @@ def _image(value: Any) -> bytes | None:
         raise ApiError(
             422, "image.gcsUri is not supported here; send bytesBase64Encoded", field="image.gcsUri"
         )
+    encoded = value.get("bytesBase64Encoded")
+    if not isinstance(encoded, str) or not encoded:
+        raise ApiError(422, "image.bytesBase64Encoded must be the image as a base64 string", field="image")
     try:
-        return base64.b64decode(value.get("bytesBase64Encoded") or "", validate=True) or None
+        return base64.b64decode(encoded, validate=True)
     except ValueError:
         raise ApiError(422, "image.bytesBase64Encoded is not valid base64", field="image") from None
 

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
+from openveo.api.routes import allowed_methods
 from openveo.api.state import ApiState, state_of
 from openveo.core.catalog import UnknownModel
 from openveo.core.job import Job, JobStatus
@@ -31,11 +32,20 @@ ALLOWED = ("prompt", "negative_prompt", "duration", "aspect_ratio", "seed", "ima
 STATUS_WORDS = {JobStatus.QUEUED: "QUEUED", JobStatus.RUNNING: "PROCESSING", JobStatus.SUCCEEDED: "COMPLETED"}
 
 
-def _model_for(state: ApiState, slug: str) -> tuple[str, bool]:
-    """(model name, image required) for a slug; 404 for slugs that name no model."""
+def _model_for(request: Request, slug: str) -> tuple[str, bool]:
+    """(model name, image required) for a slug. A path that is another route's answers that route's
+    405 (`POST /v1/models`); a slug that names no model, 404."""
+    routed = allowed_methods(request, exact_only=True)
+    if routed and request.method not in routed:
+        use = " or ".join(sorted(routed))
+        raise ApiError(
+            405,
+            f"method {request.method} is not allowed on {request.url.path}; use {use}",
+            headers={"Allow": ", ".join(sorted(routed))},
+        )
     name, needs_image = (slug[: -len(IMAGE_SUFFIX)], True) if slug.endswith(IMAGE_SUFFIX) else (slug, False)
     try:
-        state.runtime.catalog.resolve(name)
+        state_of(request).runtime.catalog.resolve(name)
     except UnknownModel:
         raise ApiError(404, f"unknown model {slug!r}; try veo-2 or veo-2-image2video") from None
     return name, needs_image
@@ -43,7 +53,7 @@ def _model_for(state: ApiState, slug: str) -> tuple[str, bool]:
 
 async def _submit(request: Request, slug: str, protocol: str) -> tuple[ApiState, Any, Job]:
     state = state_of(request)
-    model, needs_image = _model_for(state, slug)
+    model, needs_image = _model_for(request, slug)
     key = await state.key(request, missing=MISSING_KEY)
     wire = await read_fields(request, state.settings.max_body_bytes)
     unknown = sorted(set(wire) - set(ALLOWED))
@@ -145,10 +155,12 @@ async def request_result(request_id: str, request: Request) -> Response:
     return JSONResponse(body)
 
 
-@router.api_route("/v1/{slug}", methods=["GET", "PUT", "PATCH", "DELETE"])
-@router.api_route("/v2/{slug}", methods=["GET", "PUT", "PATCH", "DELETE"])
+@router.api_route("/v1/{slug}", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+@router.api_route("/v2/{slug}", methods=["GET", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def wrong_method(slug: str, request: Request) -> Response:
-    _model_for(state_of(request), slug)  # unknown slugs are 404 whatever the method
+    """A method that `/v1/{slug}` does not take, on a path that may be another route's (`/v1/videos`):
+    then it is that route's 405, in its format."""
+    _model_for(request, slug)
     raise ApiError(405, f"method {request.method} is not allowed on {request.url.path}; use POST")
 
 

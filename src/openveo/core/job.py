@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import TypeAdapter
 
 from openveo.core.request import GenerationRequest
+from openveo.core.text import load_stored
 
 
 class JobStatus(StrEnum):
@@ -110,7 +111,7 @@ class JobResult:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> JobResult:
-        return _RESULT.validate_json(text)
+        return _RESULT.validate_python(load_stored(text))
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class JobOrigin:
 
     @classmethod
     def from_json(cls, text: str | bytes | None) -> JobOrigin:
-        return _ORIGIN.validate_json(text) if text else cls()
+        return _ORIGIN.validate_python(load_stored(text)) if text else cls()
 
 
 @dataclass(frozen=True)

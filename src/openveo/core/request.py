@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import TypeAdapter
 
 from openveo.core.catalog import Catalog, Preset, UnknownModel
+from openveo.core.text import load_stored, text_problem
 
 MAX_NUM_VIDEOS = 4
 MAX_SEED = 2**63 - 1
@@ -26,6 +27,10 @@ GUIDANCE_RANGE = (0.0, 30.0)
 MAX_NEGATIVE_PROMPT_CHARS = 32_000
 MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE = 64, 3840
 MAX_ASPECT_MISMATCH = 0.05  # |log(ratio / aspect)|: up to ~5% is cropped away, more is refused
+# An input image is read from its header before a pixel is decoded: a few kilobytes can describe
+# billions of pixels (a decompression bomb). 8K on the long side is more than any model here uses.
+MAX_IMAGE_SIDE = 8192
+MAX_IMAGE_PIXELS = 8192 * 8192
 
 
 class InvalidRequest(ValueError):
@@ -63,7 +68,7 @@ class GenerationRequest:
 
     @classmethod
     def from_json(cls, text: str | bytes, image: bytes | None = None) -> GenerationRequest:
-        return replace(_STORED.validate_json(text), image=image)
+        return replace(_STORED.validate_python(load_stored(text)), image=image)
 
 
 _STORED: TypeAdapter[GenerationRequest] = TypeAdapter(GenerationRequest)
@@ -156,6 +161,8 @@ def _text(value: Any, field: str, limit: int, *, required: bool = False) -> str 
         return None
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(field, "must be a non-empty string")
+    if problem := text_problem(value):
+        raise InvalidRequest(field, problem)
     if len(value) > limit:
         raise InvalidRequest(field, f"must be at most {limit} characters; got {len(value)}")
     return value.strip()
@@ -230,9 +237,19 @@ def _image(value: Any, preset: Preset, catalog: Catalog, max_bytes: int) -> byte
         raise InvalidRequest("image", "must be the bytes of a PNG, JPEG or WebP image")
     if len(value) > max_bytes:
         raise InvalidRequest("image", f"must be at most {max_bytes} bytes; got {len(value)}")
+    too_large = (
+        f"must be at most {MAX_IMAGE_SIDE} pixels on a side and {MAX_IMAGE_PIXELS} pixels in all; got "
+    )
     try:
-        with Image.open(io.BytesIO(value)) as img:
+        with Image.open(io.BytesIO(value)) as img:  # reads the header only
+            width, height = img.size
+            if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+                raise InvalidRequest("image", f"{too_large}{width}x{height}")
             img.verify()
+    except Image.DecompressionBombError:  # past Pillow's own ceiling, far above ours
+        raise InvalidRequest("image", f"{too_large}one far larger") from None
+    except InvalidRequest:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InvalidRequest("image", "is not a readable image; send a PNG, JPEG or WebP file") from None
     return value

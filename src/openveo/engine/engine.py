@@ -36,6 +36,11 @@ class Canceled(Exception):
     """Raised between denoising steps when the cancel check says so; nothing is returned or written."""
 
 
+class BadInput(ValueError):
+    """The request's own input cannot be used (an image that does not decode): running it again
+    would fail again. The message is for the client."""
+
+
 @dataclass
 class Generation:
     videos: list[np.ndarray]  # one (frames, height, width, 3) uint8 array per video
@@ -222,8 +227,11 @@ def _guided(model: LoadedModel, args: dict) -> Iterator[dict]:
 
 def fit_image(data: bytes, width: int, height: int) -> Image.Image:
     """Center-crop to the video's aspect ratio, then resize with a high-quality filter."""
-    with Image.open(io.BytesIO(data)) as img:
-        rgb = ImageOps.exif_transpose(img).convert("RGB")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            rgb = ImageOps.exif_transpose(img).convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise BadInput(f"the input image could not be decoded ({type(exc).__name__})") from exc
     return ImageOps.fit(rgb, (width, height), method=Image.Resampling.LANCZOS)
 
 

@@ -84,8 +84,8 @@ def read_frames(path: Path, limit: int = MAX_FRAMES) -> np.ndarray:
                     kept.append(frame.to_ndarray(format="rgb24"))
                     if len(kept) == 2 * limit:
                         kept, stride = kept[::2], stride * 2
-    except av.error.FFmpegError as exc:
-        raise NotAVideo(f"{path.name} is not a readable video: {exc}") from None
+    except av.error.FFmpegError as exc:  # its text names the file's full path: keep only the reason
+        raise NotAVideo(f"{path.name} is not a readable video: {exc.strerror or 'unknown format'}") from None
     if not kept:
         raise NotAVideo(f"{path.name} holds no video frames")
     picks = np.linspace(0, len(kept) - 1, min(limit, len(kept))).round().astype(int)

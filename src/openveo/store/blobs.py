@@ -65,6 +65,7 @@ class LocalBlobs:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
         shutil.move(source, partial)  # a copy when the staging area is on another file system
+        os.chmod(partial, 0o600)  # results are the key holder's: served by the API, read by nobody else
         os.replace(partial, target)
 
     def read_bytes(self, key: str) -> bytes:

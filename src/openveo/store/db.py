@@ -7,7 +7,9 @@ thanks to WAL. On PostgreSQL the conditional updates in billing and the queue do
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,8 +51,8 @@ class Database:
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
-            if parsed.database:
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if parsed.database and parsed.database != ":memory:":
+                _private_file(Path(parsed.database))
             self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             _configure_sqlite(self.engine)
         else:
@@ -92,6 +94,16 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file holds keys' hashes and the deployment's signing secret: only its owner reads
+    it (SQLite gives its -wal and -shm files the same permissions)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # made by another process a moment ago
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    with contextlib.suppress(PermissionError):  # not ours to change: the operator set it up
+        os.chmod(path, 0o600)  # one an older version made with the umask's permissions
 
 
 def alembic_config(connection: Connection | None = None):

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from openveo import logs
 from openveo.config import Settings
 from openveo.core.job import Completion, LeaseState, attempt_folder, job_folder
-from openveo.engine.engine import Canceled, Engine, Generation
+from openveo.engine.engine import BadInput, Canceled, Engine, Generation
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.service.jobs import ClaimedJob, Jobs
 from openveo.service.workers import PRESENCE_S, WorkerRegistry, WorkerState
@@ -264,19 +264,26 @@ class Worker:
             attempt.close()
 
     def _failed(self, attempt: _Attempt, exc: Exception) -> None:
+        """A failed run. The request's own bad input fails the job at once, with a message the client
+        can act on; anything else is the server's trouble: retried while attempts remain, and told to
+        the client without its details (they can name server paths; the log has them)."""
         self._discard(attempt.folder)
         log.exception("job %s: failed", attempt.job_id, exc_info=exc)
-        status = self._persist(self.jobs.fail, attempt.job_id, self.id, f"generation failed: {exc}")
+        if isinstance(exc, BadInput):
+            error, retry = f"generation failed: {exc}", False
+        else:
+            error, retry = f"generation failed on the server ({type(exc).__name__}; see its log)", True
+        status = self._persist(self.jobs.fail, attempt.job_id, self.id, error, retry=retry)
         log.info("job %s: now %s", attempt.job_id, status)
 
-    def _persist(self, action: Callable[..., T], *args: Any) -> T | None:
+    def _persist(self, action: Callable[..., T], *args: Any, **options: Any) -> T | None:
         """Run a queue operation, waiting out a database outage (a PostgreSQL restart, say) instead of
         dying with the job's work in hand. Gives up only when interrupted (None): the job's lease then
         runs out and it is run again."""
         failures = 0
         while True:
             try:
-                return action(*args)
+                return action(*args, **options)
             except OUTAGE as exc:
                 if self.interrupted.is_set():
                     return None
