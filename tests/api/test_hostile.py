@@ -253,3 +253,35 @@ def test_an_input_the_model_cannot_read_fails_at_once_and_is_refunded(server, ke
     assert httpx.get(f"{server.url}/v1/get-user-credits", headers={"x-api-key": key}).json() == {
         "credits": 10
     }
+
+
+@pytest.mark.parametrize(
+    ("body", "name"),
+    [
+        ({"instances": [{"prompt": "x", "lastFrame": {"bytesBase64Encoded": "AA=="}}]}, "lastFrame"),
+        ({"instances": [{"prompt": "x", "video": {"bytesBase64Encoded": "AA=="}}]}, "video"),
+        ({"instances": [{"prompt": "x", "referenceImages": []}]}, "referenceImages"),
+        ({"instances": [{"prompt": "x", "mask": {}}]}, "mask"),
+        ({"instances": [{"prompt": "x", "style": "noir"}]}, "style"),
+        ({"instances": [{"prompt": "x"}], "frobnicate": 1}, "frobnicate"),
+    ],
+)
+def test_google_fields_openveo_does_not_do_are_refused_not_billed(server, key, body, name):
+    response = httpx.post(f"{server.url}{PROTOCOLS['google'][0]}", json=body, headers={"x-goog-api-key": key})
+    assert name in message("google", response)
+    untouched(server, key)
+
+
+def test_only_a_completed_video_can_be_remixed(server, key):
+    headers = {"x-api-key": key}
+    made = httpx.post(f"{server.url}/v1/videos", data={"prompt": "a crane", "seconds": "8"}, headers=headers)
+    video_id = made.json()["id"]
+    httpx.post(f"{server.url}/v1/jobs/{video_id.removeprefix('video_')}/cancel", headers=headers)
+    assert server.wait_status(key, video_id.removeprefix("video_"), {"FAILED"}) == "FAILED"  # canceled
+    remix = httpx.post(
+        f"{server.url}/v1/videos/{video_id}/remix", json={"prompt": "a heron"}, headers=headers
+    )
+    error = remix.json()["error"]
+    assert remix.status_code == 400 and error["param"] == "video_id" and "completed" in error["message"]
+    credits = httpx.get(f"{server.url}/v1/get-user-credits", headers=headers).json()["credits"]
+    assert credits == 10 and len(httpx.get(f"{server.url}/v1/jobs", headers=headers).json()["data"]) == 1

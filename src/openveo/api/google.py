@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -45,6 +46,17 @@ UNSUPPORTED = {
     "video bytes inline",
     "pubsubTopic": "pubsubTopic is not supported here; poll the operation instead",
     "generateAudio": "generateAudio is not supported: the open models here make silent video",
+}
+NOT_YET = "is not implemented by this server yet; leave it out"
+# Known names, each with None (taken) or why it is refused.
+BODY_FIELDS: Mapping[str, str | None] = {"instances": None, "parameters": None, "webhookConfig": None}
+INSTANCE_FIELDS: Mapping[str, str | None] = {
+    "prompt": None,
+    "image": None,
+    "lastFrame": NOT_YET,
+    "video": NOT_YET,
+    "referenceImages": NOT_YET,
+    "mask": NOT_YET,
 }
 KNOWN_PARAMETERS = {
     "sampleCount",
@@ -136,6 +148,8 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
     if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], dict):
         raise ApiError(422, "instances must be a list with exactly one instance", field="instances")
     instance = instances[0]
+    _refuse_unknown(body, BODY_FIELDS, "the request")
+    _refuse_unknown(instance, INSTANCE_FIELDS, "instances[0]")
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise ApiError(422, "parameters must be an object", field="parameters")
@@ -188,6 +202,20 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
             field="parameters.personGeneration",
         )
     return fields, person
+
+
+def _refuse_unknown(given: dict[str, Any], known: Mapping[str, str | None], where: str) -> None:
+    """Google refuses names it does not know (400 INVALID_ARGUMENT); openveo also refuses Veo's names
+    it does not implement, rather than drop them and bill a video that ignores them."""
+    for name in given:
+        if name not in known:
+            raise ApiError(
+                422,
+                f"Invalid JSON payload received. Unknown name {name!r} at '{where}': Cannot find field.",
+                field=f"{where}.{name}",
+            )
+        if (reason := known[name]) is not None and given[name] is not None:
+            raise ApiError(422, f"{where}.{name} {reason}", field=f"{where}.{name}")
 
 
 def _seed(value: Any) -> Any:

@@ -183,6 +183,11 @@ def video_json(job: Job) -> dict[str, Any]:
     }
 
 
+def _state(job: Job) -> str:
+    """How an unfinished or lost video's state reads in a sentence."""
+    return "has expired" if job.status == JobStatus.EXPIRED else f"is {video_json(job)['status']}"
+
+
 def _size_text(job: Job) -> str | None:
     size = job.request.output_size
     return f"{size[0]}x{size[1]}" if size else None
@@ -255,8 +260,7 @@ async def video_content(video_id: str, request: Request, variant: str = "video")
         )
     job = await _own_video(state, key, video_id)
     if job.status != JobStatus.SUCCEEDED:
-        words = "has expired" if job.status == JobStatus.EXPIRED else f"is {video_json(job)['status']}"
-        raise ApiError(404, f"Video {video_id} {words}; its content is not available", field="video_id")
+        raise ApiError(404, f"Video {video_id} {_state(job)}; its content is not available", field="video_id")
     data = await run_in_threadpool(state.read_file, job, 0, cast(FileKind, variant))
     return Response(content=data, media_type=VARIANTS[variant])
 
@@ -270,6 +274,10 @@ async def remix_video(video_id: str, request: Request) -> JSONResponse:
     unknown = sorted(set(wire) - {"prompt"})
     if unknown:
         raise ApiError(422, f"Unknown parameter: '{unknown[0]}'", field=unknown[0])
+    if source.status != JobStatus.SUCCEEDED:  # a remix of nothing would be billed as a new video
+        raise ApiError(
+            422, f"Only a completed video can be remixed; video {video_id} {_state(source)}", field="video_id"
+        )
     remix = {
         "prompt": wire.get("prompt"),
         "model": source.origin.requested_model or source.model,
