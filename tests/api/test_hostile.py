@@ -15,6 +15,13 @@ import pytest
 from openveo.service.keys import authenticate
 from openveo.store.schema import jobs
 
+
+@pytest.fixture(scope="module")
+def server(local_sqlite):
+    """What a client sends is refused before any database is asked: one kind is enough."""
+    return local_sqlite
+
+
 # (path, the header the key goes in, a JSON body with PROMPT where the prompt goes)
 PROTOCOLS = {
     "segmind": ("/v1/veo-2", "x-api-key", '{"prompt": PROMPT}'),

@@ -14,6 +14,13 @@ from tests.helpers import png_bytes
 from tests.inprocess import LocalServer
 from tests.listener import Listener
 
+
+@pytest.fixture(scope="module")
+def server(local_sqlite):
+    """What a client sends is refused before any database is asked: one kind is enough."""
+    return local_sqlite
+
+
 SPELLINGS = ["127.0.0.1", "localhost", "2130706433", "[::ffff:127.0.0.1]", "0.0.0.0"]
 
 
