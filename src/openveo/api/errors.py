@@ -5,7 +5,7 @@ Segmind's `{"error": "..."}` is the default: its SDK reads only `body["error"]`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request
@@ -80,10 +80,14 @@ class ErrorFormats:
         return self.default(error)
 
 
-_HTTP_MESSAGES = {
-    404: "not found: {method} {path}",
-    405: "method {method} is not allowed on {path}",
-}
+def method_not_allowed(request: Request, allowed: Iterable[str]) -> ApiError:
+    """The 405 every route gives for a method it does not take: which ones it does, in words and in
+    `Allow`."""
+    methods = sorted({method.strip() for method in allowed})
+    message = f"method {request.method} is not allowed on {request.url.path}"
+    if methods:
+        message += f"; use {' or '.join(methods)}"
+    return ApiError(405, message, headers={"Allow": ", ".join(methods)} if methods else None)
 
 
 def install(app: FastAPI, formats: ErrorFormats) -> None:
@@ -93,14 +97,12 @@ def install(app: FastAPI, formats: ErrorFormats) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        template = _HTTP_MESSAGES.get(exc.status_code)
-        message = (
-            template.format(method=request.method, path=request.url.path)
-            if template and exc.detail in ("Not Found", "Method Not Allowed")
-            else str(exc.detail)
-        )
-        if allowed := (exc.headers or {}).get("Allow"):
-            message += f"; use {' or '.join(sorted(m.strip() for m in allowed.split(',')))}"
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            return formats.render(request, method_not_allowed(request, filter(None, allowed.split(","))))
+        message = str(exc.detail)
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = f"not found: {request.method} {request.url.path}"
         return formats.render(request, ApiError(exc.status_code, message, headers=dict(exc.headers or {})))
 
     @app.exception_handler(RequestValidationError)

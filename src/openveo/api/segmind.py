@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from openveo.api.bodies import read_fields
-from openveo.api.errors import ApiError
+from openveo.api.errors import ApiError, method_not_allowed
 from openveo.api.routes import allowed_methods
 from openveo.api.state import ApiState, state_of
 from openveo.core.catalog import UnknownModel
@@ -37,12 +37,7 @@ def _model_for(request: Request, slug: str) -> tuple[str, bool]:
     405 (`POST /v1/models`); a slug that names no model, 404."""
     routed = allowed_methods(request, exact_only=True)
     if routed and request.method not in routed:
-        use = " or ".join(sorted(routed))
-        raise ApiError(
-            405,
-            f"method {request.method} is not allowed on {request.url.path}; use {use}",
-            headers={"Allow": ", ".join(sorted(routed))},
-        )
+        raise method_not_allowed(request, routed)
     name, needs_image = (slug[: -len(IMAGE_SUFFIX)], True) if slug.endswith(IMAGE_SUFFIX) else (slug, False)
     try:
         state_of(request).runtime.catalog.resolve(name)
@@ -161,7 +156,7 @@ async def wrong_method(slug: str, request: Request) -> Response:
     """A method that `/v1/{slug}` does not take, on a path that may be another route's (`/v1/videos`):
     then it is that route's 405, in its format."""
     _model_for(request, slug)
-    raise ApiError(405, f"method {request.method} is not allowed on {request.url.path}; use POST")
+    raise method_not_allowed(request, ["POST"])
 
 
 async def _owned_job(request: Request, request_id: str) -> tuple[ApiState, Job]:
