@@ -10,6 +10,7 @@ test can run against either."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,17 @@ from tests.e2e.server import Deployment, free_port
 
 class LocalServer(Deployment):
     def __init__(
-        self, data_dir: Path, models_root: Path, *, database_url: str | None = None, **settings: Any
+        self,
+        data_dir: Path,
+        models_root: Path,
+        *,
+        database_url: str | None = None,
+        worker: bool = True,
+        **settings: Any,
     ) -> None:
+        """`worker=False`: nothing runs the jobs, so what a test queued stays queued (and charged)."""
         self.data_dir = data_dir
+        self.with_worker = worker
         self.models_root = models_root
         self.settings = Settings(
             data_dir=data_dir,
@@ -55,6 +64,21 @@ class LocalServer(Deployment):
             create_app(self.settings, runtime), host="127.0.0.1", port=self.port, log_level="warning"
         )
         self._http = uvicorn.Server(config)
+        targets = [("api", self._http.run)]
+        if self.with_worker:
+            targets.append(("worker", self._start_worker(runtime)))
+        for name, target in targets:
+            thread = threading.Thread(target=target, name=f"local-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        while not self._http.started:
+            if not self._threads[0].is_alive():
+                raise RuntimeError("the in-process API server did not start")
+            threading.Event().wait(0.01)
+        return self
+
+    def _start_worker(self, runtime: Runtime) -> Callable[[], None]:
+        """A worker with the model loaded; what the thread runs."""
         worker = self._worker = Worker(
             self.settings,
             runtime.jobs,
@@ -67,15 +91,7 @@ class LocalServer(Deployment):
         )
         worker.announce()
         worker.load()
-        for name, target in (("api", self._http.run), ("worker", worker.serve_forever)):
-            thread = threading.Thread(target=target, name=f"local-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        while not self._http.started:
-            if not self._threads[0].is_alive():
-                raise RuntimeError("the in-process API server did not start")
-            threading.Event().wait(0.01)
-        return self
+        return worker.serve_forever
 
     def stop(self) -> None:
         """Give any running job back (as Ctrl-C does), then stop both threads."""

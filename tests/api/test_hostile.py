@@ -167,12 +167,55 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(server, key):
         ({}, {"aspectRatio": ["16:9"]}, "aspectRatio"),
         ({"image": {"bytesBase64Encoded": 123, "mimeType": "image/png"}}, {}, "bytesBase64Encoded"),
         ({"image": {"mimeType": "image/png"}}, {}, "bytesBase64Encoded"),
+        ({}, {"sampleCount": "2"}, "parameters.sampleCount"),
+        ({}, {"durationSeconds": True}, "parameters.durationSeconds"),
+        ({}, {"resolution": ["720p"]}, "parameters.resolution"),
+        ({}, {"enhancePrompt": "yes"}, "parameters.enhancePrompt"),
+        ({}, {"compressionQuality": "best"}, "compressionQuality"),
+        ({}, {"personGeneration": ["allow_adult"]}, "parameters.personGeneration"),
     ],
 )
 def test_google_fields_of_the_wrong_type_are_invalid_arguments(server, key, instance, parameters, word):
     body = {"instances": [{"prompt": "x", **instance}], "parameters": parameters}
     response = httpx.post(f"{server.url}{PROTOCOLS['google'][0]}", json=body, headers={"x-goog-api-key": key})
     assert word in message("google", response)
+    untouched(server, key)
+
+
+def test_a_google_webhook_that_is_no_url_is_named_as_google_names_it(server, key):
+    body = {"instances": [{"prompt": "x"}], "webhookConfig": {"uris": [17]}}
+    response = httpx.post(f"{server.url}{PROTOCOLS['google'][0]}", json=body, headers={"x-goog-api-key": key})
+    assert "webhookConfig.uris[0]" in message("google", response)
+    untouched(server, key)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "fields", "word"),
+    [
+        ("native", '"duration_s": NaN', "NaN"),
+        ("native", '"guidance": Infinity', "Infinity"),
+        ("native", '"seed": -Infinity', "-Infinity"),
+        ("segmind", '"duration": 1e999', "out of range"),
+        ("native", '"output_size": [1e300, 96]', "output_size"),
+        ("native", '"output_size": {"160": 1, "96": 2}', "output_size"),
+        ("native", '"output_size": [160.5, 96]', "output_size"),
+        ("native", '"aspect_ratio": 0', "aspect_ratio"),
+        ("segmind", '"aspect_ratio": false', "aspect_ratio"),
+        ("openai", '"model": ["sora-2"]', "model"),
+        ("openai", '"size": 1280', "size"),
+        ("openai", '"seconds": true', "seconds"),
+        ("openai", '"seconds": [8]', "seconds"),
+    ],
+)
+def test_numbers_json_cannot_carry_and_values_of_the_wrong_type_are_refused(
+    server, key, protocol, fields, word
+):
+    """Python's JSON reader takes NaN, Infinity and 1e999 (as infinity); JSON does not, nor does any
+    field here. A value of the wrong type is refused, never read as something else."""
+    body = PROTOCOLS[protocol][2].replace("PROMPT", f'"a fox", {fields}').encode()
+    response = post(server, key, protocol, body)
+    assert 400 <= response.status_code < 500, response.text
+    assert word in message(protocol, response)
     untouched(server, key)
 
 

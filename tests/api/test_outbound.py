@@ -71,7 +71,7 @@ def test_webhooks_inside_are_refused_on_every_protocol(server, key, inside, host
         headers={"x-goog-api-key": key},
     )
     assert gemini.status_code == 400 and gemini.json()["error"]["status"] == "INVALID_ARGUMENT"
-    assert "webhook_url" in gemini.json()["error"]["message"]
+    assert "webhookConfig.uris[0]" in gemini.json()["error"]["message"]
     assert inside.requests == []
     assert credits(server, key) == 10 and jobs_of(server, key) == []
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openveo.core.catalog import Catalog
-from openveo.core.request import InvalidRequest, Limits, build_request
+from openveo.core.request import GenerationRequest, InvalidRequest, Limits, build_request
 from tests.helpers import png_bytes
 
 LIMITS = Limits(max_prompt_chars=100, max_image_bytes=50_000)
@@ -119,3 +123,48 @@ def test_image_on_a_text_only_model():
 def test_image_error_names_the_models_that_take_images():
     message = rejected(model="wan2.1-t2v-1.3b", image=png_bytes()).message()
     assert "wan2.2-ti2v-5b" in message and "ltx-video" in message and "wan2.1-t2v-14b" not in message
+
+
+# ---- any input at all: a valid request or an InvalidRequest naming a known field, nothing else ------
+
+ANYTHING = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | st.binary(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
+FIELD_NAMES = [
+    "aspect_ratio",
+    "duration_s",
+    "guidance",
+    "image",
+    "model",
+    "negative_prompt",
+    "num_videos",
+    "output_size",
+    "prompt",
+    "seed",
+    "steps",
+]
+SPECIAL = [math.inf, -math.inf, math.nan, 1e308, 2**70, -1, 0, 160, 96, "160", True]
+NUMBERS = st.sampled_from(SPECIAL) | st.integers() | st.floats()
+PAIRS = st.lists(NUMBERS, min_size=2, max_size=2) | st.tuples(NUMBERS, NUMBERS)  # where sizes go
+VALUES = ANYTHING | NUMBERS | PAIRS | st.sampled_from(["5", "tiny", "9:16", "160x96", b"\x89PNG"])
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(fields=st.dictionaries(st.sampled_from(FIELD_NAMES), VALUES, max_size=2))
+def test_any_fields_give_a_request_or_a_named_refusal(fields):
+    """The property every protocol relies on: whatever a parser hands over in a field or two of an
+    otherwise valid request (NaN and infinities included, as Python reads them), `build_request`
+    answers a request within its limits or an `InvalidRequest` on one of its fields, never another
+    exception."""
+    try:
+        request = build_request({"prompt": "a red panda", "model": "tiny", **fields}, Catalog(), LIMITS)
+    except InvalidRequest as refused:
+        assert refused.field in FIELD_NAMES
+        return
+    preset = Catalog().resolve(request.model)
+    assert request.duration_s in preset.durations and request.aspect_ratio in preset.aspect_ratios
+    assert 1 <= request.num_videos <= 4 and 0 <= request.seed < 2**63
+    assert request.guidance is None or 0 <= request.guidance <= 30
+    GenerationRequest.from_json(request.to_json())  # and it can be stored

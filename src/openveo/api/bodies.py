@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from email.message import Message
 from typing import Any
 
@@ -31,7 +32,7 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
         if not raw.strip():
             return {}
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, parse_constant=_not_a_number, parse_float=_finite)
         except RecursionError:
             raise ApiError(422, f"the JSON body is nested more than {MAX_DEPTH} levels deep") from None
         except (ValueError, UnicodeDecodeError):
@@ -59,6 +60,18 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
         "or application/x-www-form-urlencoded",
         code="unsupported_media",
     )
+
+
+def _not_a_number(word: str) -> Any:
+    raise ApiError(422, f"the body is not valid JSON: {word} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float; one past a double's range would become infinity."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ApiError(422, f"the body holds a number out of range: {text[:40]}")
+    return number
 
 
 def _check_multipart(content_type: str, raw: bytes) -> None:

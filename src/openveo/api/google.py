@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from openveo.api import schemas
 from openveo.api.auth import require_key
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
@@ -78,6 +79,7 @@ WIRE_NAMES = {
     "negative_prompt": "negativePrompt",
     "output_size": "resolution",
     "image": "instances[0].image",
+    "webhook_url": "webhookConfig.uris[0]",
 }
 
 _ERRORS = {
@@ -166,11 +168,8 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
     except UnknownModel as exc:
         raise ApiError(404, f"model {model!r} not found; available: {', '.join(exc.known)}") from None
 
+    _check_types(parameters)
     aspect = parameters.get("aspectRatio") or "16:9"
-    if not isinstance(aspect, str):
-        raise ApiError(
-            422, f'aspectRatio must be a string such as "16:9"; got {aspect!r}', field="aspectRatio"
-        )
     fields: dict[str, Any] = {
         "prompt": instance.get("prompt"),
         "model": model,
@@ -183,7 +182,7 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
     }
     resolution = parameters.get("resolution")
     if resolution is not None:
-        sizes = RESOLUTIONS.get(str(resolution).lower())
+        sizes = RESOLUTIONS.get(resolution.lower())
         if sizes is None:
             raise ApiError(
                 422, f"resolution must be 720p (Veo 2); got {resolution!r}", field="parameters.resolution"
@@ -202,6 +201,46 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
             field="parameters.personGeneration",
         )
     return fields, person
+
+
+# The JSON type of each parameter, as Google's API declares it: a value of another type is refused
+# here, before any field is read. (Numbers as strings are Google's int64 convention, not for these.)
+PARAMETER_TYPES: Mapping[str, tuple[type, ...]] = {
+    "sampleCount": (int,),
+    "durationSeconds": (int,),
+    "aspectRatio": (str,),
+    "resolution": (str,),
+    "fps": (int,),
+    "seed": (int,),
+    "personGeneration": (str,),
+    "negativePrompt": (str,),
+    "enhancePrompt": (bool,),
+    "compressionQuality": (str,),
+}
+TYPE_WORDS = {int: "an integer", str: "a string", bool: "true or false"}
+COMPRESSION = ("optimized", "lossless")
+
+
+def _check_types(parameters: Mapping[str, Any]) -> None:
+    for name, types in PARAMETER_TYPES.items():
+        value = parameters.get(name)
+        if value is None:
+            continue
+        wrong = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
+        if wrong:
+            words = " or ".join(TYPE_WORDS[t] for t in types)
+            raise ApiError(
+                422,
+                f"Invalid value at 'parameters.{name}': must be {words}; got {value!r}",
+                field=f"parameters.{name}",
+            )
+    quality = parameters.get("compressionQuality")
+    if quality is not None and quality not in COMPRESSION:
+        raise ApiError(
+            422,
+            f"compressionQuality must be one of {', '.join(COMPRESSION)}; got {quality!r}",
+            field="parameters.compressionQuality",
+        )
 
 
 def _refuse_unknown(given: dict[str, Any], known: Mapping[str, str | None], where: str) -> None:
@@ -357,12 +396,15 @@ async def _vertex(request: Request, version: str, model_path: str, model_action:
     return JSONResponse(_operation(job, await _vertex_response(state, job)))
 
 
-@router.post("/{version}/publishers/google/models/{model_action}")
+@router.post("/{version}/publishers/google/models/{model_action}", openapi_extra=schemas.GOOGLE_VERTEX)
 async def vertex_global(version: str, model_action: str, request: Request) -> JSONResponse:
     return await _vertex(request, version, "publishers/google/models", model_action)
 
 
-@router.post("/{version}/projects/{project}/locations/{location}/publishers/google/models/{model_action}")
+@router.post(
+    "/{version}/projects/{project}/locations/{location}/publishers/google/models/{model_action}",
+    openapi_extra=schemas.GOOGLE_VERTEX,
+)
 async def vertex_project(
     version: str, project: str, location: str, model_action: str, request: Request
 ) -> JSONResponse:
@@ -373,7 +415,9 @@ async def vertex_project(
 # ---- Gemini Developer form ----------------------------------------------------------------------
 
 
-@router.post("/{version}/models/{model_action}")
+@router.post(
+    "/{version}/models/{model_action}", openapi_extra=schemas.body(schemas.GOOGLE_PREDICT, forms=False)
+)
 async def gemini_start(version: str, model_action: str, request: Request) -> JSONResponse:
     _check_version(version, GEMINI_VERSIONS)
     model, _ = _split_action(model_action, ("predictLongRunning",))

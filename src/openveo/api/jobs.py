@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from openveo.api import schemas
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
@@ -81,7 +82,7 @@ async def _render(state: ApiState, request: Request, job: Job) -> dict[str, Any]
     return job_json(state, state.base_url(request), job, position)
 
 
-@router.post("/v1/jobs", status_code=201)
+@router.post("/v1/jobs", status_code=201, openapi_extra=schemas.body(schemas.NATIVE, files=("image",)))
 async def create_job(request: Request) -> JSONResponse:
     state, key = await _key(request)
     fields = await read_fields(request, state.settings.max_body_bytes)

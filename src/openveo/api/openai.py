@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from openveo.api import schemas
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
@@ -105,6 +106,10 @@ def _seconds(value: Any, model: str, preset: Preset) -> int:
                 422, f"{model} cannot make any of Sora's durations {SORA_SECONDS}", field="seconds"
             )
         return int(possible[0])
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ApiError(
+            422, f"Invalid type for 'seconds': expected a string, but got {value!r}", field="seconds"
+        )
     text = str(value).strip()
     if text not in SORA_SECONDS:
         raise ApiError(
@@ -121,8 +126,18 @@ def _seconds(value: Any, model: str, preset: Preset) -> int:
     return int(text)
 
 
-def _size(value: Any) -> tuple[str, str]:
-    size = str(value or DEFAULT_SIZE).strip().lower()
+def _text_field(wire: dict[str, Any], name: str) -> str | None:
+    """A field the API declares a string (a form sends every field as one)."""
+    value = wire.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ApiError(422, f"Invalid type for '{name}': expected a string, but got {value!r}", field=name)
+    return value
+
+
+def _size(value: str | None) -> tuple[str, str]:
+    size = (value or DEFAULT_SIZE).strip().lower()
     if size not in SORA_SIZES:
         raise ApiError(422, f"Invalid size {size!r}; expected one of {', '.join(SORA_SIZES)}", field="size")
     return size, SORA_SIZES[size]
@@ -131,9 +146,9 @@ def _size(value: Any) -> tuple[str, str]:
 async def _submit(
     request: Request, state: ApiState, key: ApiKey, wire: dict[str, Any], *, remix_of: str | None = None
 ) -> Job:
-    model = str(wire.get("model") or DEFAULT_MODEL)
+    model = _text_field(wire, "model") or DEFAULT_MODEL
     preset = _preset(state, model)
-    size, aspect = _size(wire.get("size"))
+    size, aspect = _size(_text_field(wire, "size"))
     fields = {
         "prompt": wire.get("prompt"),
         "model": model,
@@ -198,7 +213,7 @@ def _answer(job: Job, status_code: int = 200) -> JSONResponse:
     return JSONResponse(video_json(job), status_code=status_code, headers=headers)
 
 
-@router.post("/v1/videos")
+@router.post("/v1/videos", openapi_extra=schemas.body(schemas.OPENAI_CREATE, files=("input_reference",)))
 async def create_video(request: Request) -> JSONResponse:
     state, key = await _caller(request)
     wire = await read_fields(request, state.settings.max_body_bytes)
@@ -265,7 +280,7 @@ async def video_content(video_id: str, request: Request, variant: str = "video")
     return Response(content=data, media_type=VARIANTS[variant])
 
 
-@router.post("/v1/videos/{video_id}/remix")
+@router.post("/v1/videos/{video_id}/remix", openapi_extra=schemas.body(schemas.OPENAI_REMIX))
 async def remix_video(video_id: str, request: Request) -> JSONResponse:
     """A new video with the source's parameters and seed and a new prompt."""
     state, key = await _caller(request)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from openveo.api import schemas
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError, method_not_allowed
 from openveo.api.routes import allowed_methods
@@ -29,6 +30,7 @@ IMAGE_SUFFIX = "-image2video"
 WIRE_TO_FIELD = {"duration": "duration_s"}
 FIELD_TO_WIRE = {v: k for k, v in WIRE_TO_FIELD.items()}
 ALLOWED = ("prompt", "negative_prompt", "duration", "aspect_ratio", "seed", "image", "webhook_url")
+BODY = schemas.body(schemas.SEGMIND, files=("image",))
 STATUS_WORDS = {JobStatus.QUEUED: "QUEUED", JobStatus.RUNNING: "PROCESSING", JobStatus.SUCCEEDED: "COMPLETED"}
 
 
@@ -75,7 +77,7 @@ async def get_user_credits(request: Request) -> dict[str, float]:
     return {"credits": key.credits}
 
 
-@router.post("/v1/{slug}")
+@router.post("/v1/{slug}", openapi_extra=BODY)
 async def run_sync(slug: str, request: Request) -> Response:
     """Blocks until the video is ready and answers with its bytes. A client that hangs up cancels
     (and is refunded for) its job."""
@@ -110,7 +112,7 @@ async def run_sync(slug: str, request: Request) -> Response:
     )
 
 
-@router.post("/v2/{slug}")
+@router.post("/v2/{slug}", openapi_extra=BODY)
 async def submit_async(slug: str, request: Request) -> dict[str, Any]:
     state, _, job = await _submit(request, slug, "segmind-v2")
     urls = _urls(state.base_url(request), job.id)

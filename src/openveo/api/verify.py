@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from openveo.api import schemas
 from openveo.api.bodies import FORM_TYPES, read_bytes, read_fields
 from openveo.api.errors import ApiError
 from openveo.api.jobs import MISSING_KEY
@@ -19,7 +20,7 @@ from openveo.service.provenance import open_verifier, stored_original
 router = APIRouter()
 
 
-@router.post("/v1/verify")
+@router.post("/v1/verify", openapi_extra=schemas.VERIFY)
 async def verify(request: Request) -> dict[str, Any]:
     """The body is the video itself (video/* or application/octet-stream), or a multipart form with
     it as `file`. A watermarked job is named only to the key that made it; anyone may learn that

@@ -97,7 +97,9 @@ def build_request(fields: Mapping[str, Any], catalog: Catalog, limits: Limits) -
             "duration_s", f"must be one of {_listing(preset.durations)} seconds; got {duration}"
         )
 
-    aspect = fields.get("aspect_ratio") or "16:9"
+    aspect = fields.get("aspect_ratio")
+    if aspect is None or aspect == "":
+        aspect = "16:9"
     if aspect not in preset.aspect_ratios:
         raise InvalidRequest(
             "aspect_ratio", f"must be one of {_listing(preset.aspect_ratios)}; got {aspect!r}"
@@ -260,10 +262,10 @@ def _output_size(value: Any, aspect: str) -> tuple[int, int] | None:
     cover it and center-cropped, so nothing is stretched; far-off shapes are refused, not distorted."""
     if value is None or value == "":
         return None
-    try:
-        width, height = (int(v) for v in (value.lower().split("x") if isinstance(value, str) else value))
-    except (TypeError, ValueError):
-        raise InvalidRequest("output_size", f"must be WIDTHxHEIGHT, like 1280x720; got {value!r}") from None
+    sides = value.lower().split("x") if isinstance(value, str) else value
+    if not isinstance(sides, (list, tuple)) or len(sides) != 2:
+        raise InvalidRequest("output_size", f"must be WIDTHxHEIGHT, like 1280x720; got {value!r}")
+    width, height = (_integer(side, "output_size") for side in sides)
     low, high = MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE
     if not (low <= width <= high and low <= height <= high) or width % 2 or height % 2:
         raise InvalidRequest(
