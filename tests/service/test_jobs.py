@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import update
 
 from openveo.core.job import VideoFiles
 from openveo.core.request import GenerationRequest
 from openveo.service import billing, keys
 from openveo.service.billing import to_micro
 from openveo.service.jobs import JobNotFound, Jobs, QueuePolicy
+from openveo.store.schema import jobs as jobs_table
 from openveo.store.schema import ledger
 from tests.helpers import job_result
 
@@ -204,3 +206,37 @@ def test_recover_cannot_undo_a_completion(database):
         assert (final.status, final.billing) == expected
     with jobs.db.read() as conn:
         assert billing.balance(conn, key.id) == billing.ledger_sum(conn, key.id)
+
+
+def _waiter_gone(jobs: Jobs, job_id: str) -> None:
+    """As if the call waiting for the job stopped renewing its lease a while ago."""
+    with jobs.db.write() as conn:
+        conn.execute(update(jobs_table).where(jobs_table.c.id == job_id).values(waiter_until=time.time() - 1))
+
+
+def test_a_job_whose_synchronous_caller_is_gone_is_canceled_and_refunded(setup):
+    """Segmind's /v1 answers only with the video: if the server dies mid-call, nobody can receive
+    the job, so it must not be made and charged."""
+    jobs, key = setup
+    orphan = jobs.submit(key, REQUEST, protocol="segmind-v1", waited=True)
+    waited = jobs.submit(key, REQUEST, protocol="segmind-v1", waited=True)
+    async_job = jobs.submit(key, REQUEST, protocol="segmind-v2")
+    _waiter_gone(jobs, orphan.id)
+    _waiter_gone(jobs, waited.id)
+    jobs.hold(waited.id)  # its caller is still there: renewed
+    jobs.recover()
+    gone = jobs.get(orphan.id)
+    assert gone.status == "canceled" and gone.billing == "refunded" and "not charged" in gone.error
+    assert jobs.get(waited.id).status == "queued" and jobs.get(async_job.id).status == "queued"
+    assert jobs.balance(key.id) == to_micro(1.0) - 2 * COST
+
+
+def test_a_running_job_whose_caller_is_gone_is_stopped_by_its_worker(setup):
+    jobs, key = setup
+    job = jobs.submit(key, REQUEST, protocol="segmind-v1", waited=True)
+    assert jobs.claim("w1", ["tiny-wan2.2"]).job.id == job.id
+    _waiter_gone(jobs, job.id)
+    jobs.recover()
+    assert jobs.heartbeat(job.id, "w1", 1, 4) == "cancel"  # what the worker hears on its next step
+    assert jobs.canceled(job.id, "w1")
+    assert jobs.get(job.id).billing == "refunded" and jobs.balance(key.id) == to_micro(1.0)

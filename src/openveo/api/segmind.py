@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -20,9 +21,11 @@ from openveo.api.state import ApiState, state_of
 from openveo.core.catalog import UnknownModel
 from openveo.core.job import Job, JobStatus
 from openveo.service.billing import credits_text
-from openveo.service.jobs import JobNotFound
+from openveo.service.jobs import WAITER_RENEW_S, JobNotFound
+from openveo.store.db import OUTAGE, first_line
 
 router = APIRouter()
+log = logging.getLogger("openveo.api")
 
 MISSING_KEY = "Missing x-api-key in header"
 IMAGE_SUFFIX = "-image2video"
@@ -48,7 +51,9 @@ def _model_for(request: Request, slug: str) -> tuple[str, bool]:
     return name, needs_image
 
 
-async def _submit(request: Request, slug: str, protocol: str) -> tuple[ApiState, Any, Job]:
+async def _submit(
+    request: Request, slug: str, protocol: str, *, waited: bool = False
+) -> tuple[ApiState, Any, Job]:
     state = state_of(request)
     model, needs_image = _model_for(request, slug)
     key = await state.key(request, missing=MISSING_KEY)
@@ -65,7 +70,13 @@ async def _submit(request: Request, slug: str, protocol: str) -> tuple[ApiState,
     fields["model"] = model
     fields["image"] = await state.image(wire.get("image"))
     job = await state.submit(
-        request, key, fields, protocol=protocol, wire_names=FIELD_TO_WIRE, webhook_url=webhook_url
+        request,
+        key,
+        fields,
+        protocol=protocol,
+        wire_names=FIELD_TO_WIRE,
+        webhook_url=webhook_url,
+        waited=waited,
     )
     return state, key, job
 
@@ -81,11 +92,13 @@ async def get_user_credits(request: Request) -> dict[str, float]:
 async def run_sync(slug: str, request: Request) -> Response:
     """Blocks until the video is ready and answers with its bytes. A client that hangs up cancels
     (and is refunded for) its job."""
-    state, key, job = await _submit(request, slug, "segmind-v1")
+    state, key, job = await _submit(request, slug, "segmind-v1", waited=True)
     finished = None
+    holding = asyncio.create_task(_hold(state, job.id))
     try:
         finished = await state.watcher.watch(job.id, lambda j: j.done, gone=request.is_disconnected)
     finally:
+        holding.cancel()
         if finished is None:  # the client left (or the server is shutting down): nobody will get it
             with contextlib.suppress(JobNotFound):
                 await asyncio.shield(run_in_threadpool(state.jobs.cancel, job.id))
@@ -110,6 +123,17 @@ async def run_sync(slug: str, request: Request) -> Response:
             "x-cost": credits_text(finished.cost),
         },
     )
+
+
+async def _hold(state: ApiState, job_id: str) -> None:
+    """Tell the queue this call still waits for its job, for as long as it does: if this server
+    dies, the job is canceled and refunded instead of made for nobody (Jobs.recover)."""
+    while True:
+        await asyncio.sleep(WAITER_RENEW_S)
+        try:
+            await run_in_threadpool(state.jobs.hold, job_id)
+        except OUTAGE as exc:
+            log.warning("could not renew the wait on job %s: %s", job_id, first_line(exc))
 
 
 @router.post("/v2/{slug}", openapi_extra=BODY)

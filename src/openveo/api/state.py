@@ -63,6 +63,7 @@ class ApiState:
         people: str | None = None,
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
+        waited: bool = False,
     ) -> Job:
         """Queue the request the fields describe (see service/submit.py), answering a refusal as an
         `ApiError` that names the field by its `wire_names` spelling."""
@@ -72,6 +73,7 @@ class ApiState:
             people=people,
             webhook_url=webhook_url,
             idempotency_key=idempotency_key,
+            waited=waited,
         )
 
         def submit() -> Job:

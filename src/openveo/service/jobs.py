@@ -65,6 +65,10 @@ class JobNotFound(LookupError):
 
 MAX_IDEMPOTENCY_KEY = 200
 CANCELED_BY_CLIENT = "canceled by the client"
+# A synchronous call renews its job's waiter lease this often, for this long past each renewal.
+WAITER_RENEW_S = 5.0
+WAITER_GRACE_S = 20.0
+NOBODY_WAITING = "the call waiting for this video ended before it was made (the server stopped); not charged"
 
 # Every column but the image (up to 20 MB), which only the claiming worker reads.
 _JOB_COLUMNS = (*(c for c in jobs.c if c.name != "image"), jobs.c.image.is_not(None).label("has_image"))
@@ -94,9 +98,11 @@ class Jobs:
         origin: JobOrigin | None = None,
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
+        waited: bool = False,
     ) -> Job:
         """Price the request, reserve its cost and queue it, in one transaction; a repeated
-        `idempotency_key` returns the key's first job instead. Raises `InsufficientCredits`."""
+        `idempotency_key` returns the key's first job instead. Raises `InsufficientCredits`.
+        `waited`: a synchronous call waits for it, and must keep saying so (`hold`)."""
         cost = billing.price(self.catalog.resolve(request.model), request)
         now = time.time()
         job_id = new_job_id()
@@ -124,6 +130,7 @@ class Jobs:
                         cancel_requested=False,
                         webhook_url=webhook_url,
                         idempotency_key=idempotency_key,
+                        waiter_until=now + WAITER_GRACE_S if waited else None,
                         created_at=now,
                         updated_at=now,
                     )
@@ -229,6 +236,33 @@ class Jobs:
         self.signals.queued()  # wakes workers, which check their cancel flag
         self.signals.changed()
         return job
+
+    def _cancel_unwaited(self, conn: Connection, now: float) -> int:
+        """Jobs whose synchronous caller is gone: nobody can receive them (the call returns no id
+        before the video), so they are canceled and refunded rather than made and charged."""
+        orphans = conn.execute(
+            _select_jobs()
+            .where(
+                jobs.c.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+                jobs.c.waiter_until < now,
+            )
+            .with_for_update()
+        ).all()
+        for row in orphans:
+            if row.status == JobStatus.QUEUED:
+                _finish(conn, row.id, JobStatus.CANCELED, error=NOBODY_WAITING)
+            else:  # its worker stops within a step and refunds it
+                conn.execute(update(jobs).where(jobs.c.id == row.id).values(cancel_requested=True))
+        return len(orphans)
+
+    def hold(self, job_id: str) -> None:
+        """The synchronous call waiting for this job is still there (see `recover`)."""
+        with self.db.write() as conn:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.waiter_until.is_not(None))
+                .values(waiter_until=time.time() + WAITER_GRACE_S)
+            )
 
     def delete(self, job_id: str, key_id: int) -> Job:
         """Hide a job from every API for good. An unfinished one is canceled (and refunded) first; a
@@ -402,6 +436,7 @@ class Jobs:
             )
             for job_id in too_old:
                 _finish(conn, job_id, JobStatus.EXPIRED, error="no worker ran the job in time")
+            unwaited = self._cancel_unwaited(conn, now)
             expired_results = list(
                 conn.execute(
                     select(jobs.c.id).where(jobs.c.status == JobStatus.SUCCEEDED, jobs.c.expires_at < now)
@@ -415,7 +450,7 @@ class Jobs:
                     .where(jobs.c.id.in_(expired_results), jobs.c.status == JobStatus.SUCCEEDED)
                     .values(status=JobStatus.EXPIRED, updated_at=now)
                 )
-        if stale or too_old or expired_results:
+        if stale or too_old or expired_results or unwaited:
             self.signals.queued()
             self.signals.changed()
         return expired_results

@@ -42,6 +42,7 @@ class Submission:
     people: str | None = None  # Google's personGeneration, where the request gave one
     webhook_url: str | None = None
     idempotency_key: str | None = None
+    waited: bool = False  # a synchronous call waits for the job (Jobs.hold)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Submitter:
             origin=submission.origin,
             webhook_url=submission.webhook_url,
             idempotency_key=idempotency_key,
+            waited=submission.waited,
         )
         logs.job_id.set(job.id)  # this thread's log lines from here on name the job
         log.info("job %s: queued for %s (%s, key %d)", job.id, job.model, submission.protocol, key.id)

@@ -76,6 +76,9 @@ jobs = Table(
     Column("deleted_at", Float),  # deleted by its owner: files gone, hidden from every API
     Column("step_s", Float),  # mean seconds per denoising step of a succeeded run (for the metrics)
     Column("origin", Text),  # core.job.JobOrigin as JSON: what the job's protocol answers about it by
+    # A synchronous call (Segmind's /v1) waits for the job and renews this while it does; a job whose
+    # waiter is gone (its server died mid-call) would be made and charged for nobody: it is canceled.
+    Column("waiter_until", Float),
     UniqueConstraint("key_id", "idempotency_key", name="uq_jobs_key_idempotency"),
     Index("ix_jobs_queue", "status", "model", "created_at"),
     Index("ix_jobs_key_created", "key_id", "created_at"),
