@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,34 @@ from openveo.core.catalog import Catalog
 from tests.helpers import required
 
 TINY_PRESETS = ("tiny-wan2.1", "tiny-wan2.2", "tiny-ltx")
+
+
+class _Crashes(logging.Handler):
+    """The API's crash handler's lines (api/errors.py: every unexpected exception, answered 500)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("unhandled error on "):
+            self.lines.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def no_request_crashes(request) -> Iterator[None]:
+    """No request anywhere in the suite may crash the API (a 500 from an exception nobody handled),
+    whatever it sent: in-process servers log in this process, so each test is checked for it. A test
+    that means to produce such a line says so with `crash_expected`."""
+    crashes = _Crashes()
+    logger = logging.getLogger("openveo.api")
+    logger.addHandler(crashes)
+    try:
+        yield
+    finally:
+        logger.removeHandler(crashes)
+    if crashes.lines and request.node.get_closest_marker("crash_expected") is None:
+        pytest.fail(f"a request crashed the API during this test: {crashes.lines}")
 
 
 @pytest.fixture(scope="session")

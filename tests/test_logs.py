@@ -55,6 +55,7 @@ def test_keys_and_signatures_in_query_strings_are_redacted(captured):
     ] * 2
 
 
+@pytest.mark.crash_expected
 def test_an_unhandled_error_is_logged_once(captured):
     try:
         raise RuntimeError("boom")

@@ -141,14 +141,24 @@ class Server(Deployment):
         raise RuntimeError(f"openveo serve did not start:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(sig)
+        """Stop the server; then its log must hold no crash of a request (see `crashes`)."""
         try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+            if self.proc is None or self.proc.poll() is not None:
+                return self.proc.returncode if self.proc else 0
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait()
+        finally:
+            if crashed := self.crashes():
+                raise AssertionError(f"a request crashed the API: {crashed}\n{self.log()[-3000:]}")
+
+    def crashes(self) -> list[str]:
+        """The API's crash handler's lines: no request in the suite may crash it, whatever it sent
+        (tests/conftest.py checks the same of the servers in the test process)."""
+        return [line for line in self.log().splitlines() if "unhandled error on " in line]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
