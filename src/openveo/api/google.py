@@ -59,19 +59,21 @@ INSTANCE_FIELDS: Mapping[str, str | None] = {
     "referenceImages": NOT_YET,
     "mask": NOT_YET,
 }
-KNOWN_PARAMETERS = {
-    "sampleCount",
-    "durationSeconds",
-    "aspectRatio",
-    "resolution",
-    "fps",
-    "seed",
-    "personGeneration",
-    "negativePrompt",
-    "enhancePrompt",
-    "compressionQuality",
-    *UNSUPPORTED,
+# The JSON type of each parameter, as Google's API declares it: a value of another type is refused
+# before any field is read. (Numbers as strings are Google's int64 convention, not for these.)
+PARAMETER_TYPES: Mapping[str, type] = {
+    "sampleCount": int,
+    "durationSeconds": int,
+    "aspectRatio": str,
+    "resolution": str,
+    "fps": int,
+    "seed": int,
+    "personGeneration": str,
+    "negativePrompt": str,
+    "enhancePrompt": bool,
+    "compressionQuality": str,
 }
+KNOWN_PARAMETERS = {*PARAMETER_TYPES, *UNSUPPORTED}
 WIRE_NAMES = {
     "duration_s": "durationSeconds",
     "aspect_ratio": "aspectRatio",
@@ -193,54 +195,34 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
         raise ApiError(
             422, f"fps must be {preset.fps} for {model} ({preset.name}); got {fps!r}", field="parameters.fps"
         )
-    person = parameters.get("personGeneration")
-    if person is not None and person not in PERSON_GENERATION:
-        raise ApiError(
-            422,
-            f"personGeneration must be one of {', '.join(PERSON_GENERATION)}; got {person!r}",
-            field="parameters.personGeneration",
-        )
-    return fields, person
+    return fields, parameters.get("personGeneration")
 
 
-# The JSON type of each parameter, as Google's API declares it: a value of another type is refused
-# here, before any field is read. (Numbers as strings are Google's int64 convention, not for these.)
-PARAMETER_TYPES: Mapping[str, tuple[type, ...]] = {
-    "sampleCount": (int,),
-    "durationSeconds": (int,),
-    "aspectRatio": (str,),
-    "resolution": (str,),
-    "fps": (int,),
-    "seed": (int,),
-    "personGeneration": (str,),
-    "negativePrompt": (str,),
-    "enhancePrompt": (bool,),
-    "compressionQuality": (str,),
-}
 TYPE_WORDS = {int: "an integer", str: "a string", bool: "true or false"}
-COMPRESSION = ("optimized", "lossless")
+# Parameters with a fixed set of values.
+CHOICES: Mapping[str, tuple[str, ...]] = {
+    "personGeneration": PERSON_GENERATION,
+    "compressionQuality": ("optimized", "lossless"),
+}
 
 
 def _check_types(parameters: Mapping[str, Any]) -> None:
-    for name, types in PARAMETER_TYPES.items():
+    for name, kind in PARAMETER_TYPES.items():
         value = parameters.get(name)
         if value is None:
             continue
-        wrong = not isinstance(value, types) or (bool not in types and isinstance(value, bool))
-        if wrong:
-            words = " or ".join(TYPE_WORDS[t] for t in types)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise ApiError(
                 422,
-                f"Invalid value at 'parameters.{name}': must be {words}; got {value!r}",
+                f"Invalid value at 'parameters.{name}': must be {TYPE_WORDS[kind]}; got {value!r}",
                 field=f"parameters.{name}",
             )
-    quality = parameters.get("compressionQuality")
-    if quality is not None and quality not in COMPRESSION:
-        raise ApiError(
-            422,
-            f"compressionQuality must be one of {', '.join(COMPRESSION)}; got {quality!r}",
-            field="parameters.compressionQuality",
-        )
+        if name in CHOICES and value not in CHOICES[name]:
+            raise ApiError(
+                422,
+                f"{name} must be one of {', '.join(CHOICES[name])}; got {value!r}",
+                field=f"parameters.{name}",
+            )
 
 
 def _refuse_unknown(given: dict[str, Any], known: Mapping[str, str | None], where: str) -> None:

@@ -106,10 +106,8 @@ def _seconds(value: Any, model: str, preset: Preset) -> int:
                 422, f"{model} cannot make any of Sora's durations {SORA_SECONDS}", field="seconds"
             )
         return int(possible[0])
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ApiError(
-            422, f"Invalid type for 'seconds': expected a string, but got {value!r}", field="seconds"
-        )
+    if isinstance(value, bool) or not isinstance(value, (str, int)):  # a bare 8 is taken as "8"
+        raise _not_a_string("seconds", value)
     text = str(value).strip()
     if text not in SORA_SECONDS:
         raise ApiError(
@@ -132,8 +130,12 @@ def _text_field(wire: dict[str, Any], name: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ApiError(422, f"Invalid type for '{name}': expected a string, but got {value!r}", field=name)
+        raise _not_a_string(name, value)
     return value
+
+
+def _not_a_string(name: str, value: Any) -> ApiError:
+    return ApiError(422, f"Invalid type for '{name}': expected a string, but got {value!r}", field=name)
 
 
 def _size(value: str | None) -> tuple[str, str]:

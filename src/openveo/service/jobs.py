@@ -224,14 +224,7 @@ class Jobs:
             job = _lock(conn, job_id)
             if job is None or (key_id is not None and job.key_id != key_id):
                 raise JobNotFound(job_id)
-            if job.status == JobStatus.QUEUED:
-                _finish(conn, job_id, JobStatus.CANCELED, error=CANCELED_BY_CLIENT)
-            elif job.status == JobStatus.RUNNING and not job.cancel_requested:
-                conn.execute(
-                    update(jobs)
-                    .where(jobs.c.id == job_id)
-                    .values(cancel_requested=True, updated_at=time.time())
-                )
+            _cancel(conn, job.id, job.status, job.cancel_requested, CANCELED_BY_CLIENT)
             job = _get(conn, job_id)
         self.signals.queued()  # wakes workers, which check their cancel flag
         self.signals.changed()
@@ -241,18 +234,16 @@ class Jobs:
         """Jobs whose synchronous caller is gone: nobody can receive them (the call returns no id
         before the video), so they are canceled and refunded rather than made and charged."""
         orphans = conn.execute(
-            _select_jobs()
+            select(jobs.c.id, jobs.c.status)
             .where(
                 jobs.c.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+                jobs.c.cancel_requested.is_(False),
                 jobs.c.waiter_until < now,
             )
             .with_for_update()
         ).all()
         for row in orphans:
-            if row.status == JobStatus.QUEUED:
-                _finish(conn, row.id, JobStatus.CANCELED, error=NOBODY_WAITING)
-            else:  # its worker stops within a step and refunds it
-                conn.execute(update(jobs).where(jobs.c.id == row.id).values(cancel_requested=True))
+            _cancel(conn, row.id, JobStatus(row.status), False, NOBODY_WAITING)
         return len(orphans)
 
     def hold(self, job_id: str) -> None:
@@ -468,6 +459,17 @@ class Jobs:
             return JobStatus.QUEUED
         _finish(conn, job.id, JobStatus.FAILED, error=failed_error)
         return JobStatus.FAILED
+
+
+def _cancel(conn: Connection, job_id: str, status: JobStatus, requested: bool, error: str) -> None:
+    """A queued job ends canceled and refunded at once; a running one is flagged, and its worker
+    stops within a denoising step and refunds it (Jobs.canceled). Finished jobs stay as they are."""
+    if status == JobStatus.QUEUED:
+        _finish(conn, job_id, JobStatus.CANCELED, error=error)
+    elif status == JobStatus.RUNNING and not requested:
+        conn.execute(
+            update(jobs).where(jobs.c.id == job_id).values(cancel_requested=True, updated_at=time.time())
+        )
 
 
 def _finish(conn: Connection, job_id: str, status: JobStatus, **values: Any) -> None:
