@@ -51,6 +51,14 @@ def models_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_loras(models_root: Path, tmp_path_factory) -> dict[str, Path]:
+    """LoRA files for the tiny models (tests/helpers.py says which is which)."""
+    from tests.helpers import make_tiny_loras
+
+    return make_tiny_loras(models_root, tmp_path_factory.mktemp("loras"))
+
+
+@pytest.fixture(scope="session")
 def settings(models_root: Path, tmp_path_factory) -> Settings:
     return Settings(data_dir=tmp_path_factory.mktemp("data"), models_dir=models_root, device="cpu")
 

@@ -79,3 +79,32 @@ def decode(path: Path) -> dict:
             "duration": float(container.duration / av.time_base),
             "metadata": dict(container.metadata),
         }
+
+
+def make_tiny_loras(models_root: Path, folder: Path) -> dict[str, Path]:
+    """Random LoRA files for the tiny models, saved as real safetensors: `style` (diffusers keys) and
+    `motion` (Wan's own keys, as LightX2V and trainers save them) for tiny Wan; `ltx` for tiny LTX (a
+    wrong base for Wan); `wide` (rank 16); `truncated` (a download cut short); `not-a-lora`."""
+    import torch
+    from diffusers import LTXVideoTransformer3DModel, WanTransformer3DModel
+    from safetensors.torch import save_file
+
+    from openveo.engine.tiny import ensure_tiny, random_lora, save_lora
+
+    wan_dir = ensure_tiny("wan2.2", models_root / "tiny-wan2.2")
+    wan = WanTransformer3DModel.from_pretrained(wan_dir, subfolder="transformer")
+    ltx_dir = ensure_tiny("ltx", models_root / "tiny-ltx")
+    ltx = LTXVideoTransformer3DModel.from_pretrained(ltx_dir, subfolder="transformer")
+    original = random_lora(wan, 4, seed=2, key_format="original")
+    files = {
+        "style": save_lora(random_lora(wan, 4, seed=1), folder / "style.safetensors"),
+        "motion": save_lora(original, folder / "motion.safetensors"),
+        "ltx": save_lora(random_lora(ltx, 4, seed=3), folder / "ltx.safetensors"),
+        "wide": save_lora(random_lora(wan, 16, seed=4), folder / "wide.safetensors"),
+    }
+    whole = files["style"].read_bytes()
+    files["truncated"] = folder / "truncated.safetensors"
+    files["truncated"].write_bytes(whole[: len(whole) - 100])
+    files["not-a-lora"] = folder / "not-a-lora.safetensors"
+    save_file({"weight": torch.zeros(4, 4)}, str(files["not-a-lora"]))
+    return files

@@ -24,7 +24,7 @@ from openveo.service.provenance import open_stamp
 from openveo.service.runtime import Runtime, open_runtime
 from openveo.service.workers import WorkerRegistry
 from openveo.worker.delivery import Delivery
-from openveo.worker.main import Worker
+from openveo.worker.main import Worker, lora_files
 from tests.e2e.server import Deployment, free_port
 
 
@@ -83,7 +83,7 @@ class LocalServer(Deployment):
             self.settings,
             runtime.jobs,
             runtime.blobs,
-            Engine(self.settings, runtime.catalog),
+            Engine(self.settings, runtime.catalog, lora_files=lora_files(self.settings, runtime.blobs)),
             [runtime.catalog.default.name],
             runtime.wakeups.listen("worker"),
             WorkerRegistry(runtime.db),

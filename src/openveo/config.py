@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -162,6 +163,27 @@ class Settings(BaseSettings):
         default="none",
         description="Opt-in step caching: none, first-block[:THRESHOLD] or taylorseer[:INTERVAL].",
     )
+    lora_max_rank: int = Field(
+        default=128,
+        ge=1,
+        le=1024,
+        description="Largest LoRA rank requests may use; a compiled transformer reserves this rank "
+        "so that switching adapters compiles nothing new (docs/loras.md).",
+    )
+    lora_dirs: str = Field(
+        default="",
+        description="Folders whose *.safetensors LoRAs `serve` registers at start under their file "
+        "names, separated by ':' like PATH.",
+    )
+    lora_price_per_second: float = Field(
+        default=0.0, ge=0, description="Credits per second of video for each LoRA a request applies."
+    )
+    lora_cache_gib: float = Field(
+        default=4.0,
+        ge=0,
+        description="CPU memory a worker keeps for adapters it has loaded, least recently used "
+        "dropped first (the GPU keeps the last few in use).",
+    )
     gpus_per_video: int = Field(
         default=1, ge=1, description="GPUs that share one video (CFG-parallel, then context-parallel)."
     )
@@ -188,6 +210,10 @@ class Settings(BaseSettings):
 
         parse_step_cache(value)
         return value
+
+    @property
+    def lora_folders(self) -> list[Path]:
+        return [Path(part).expanduser() for part in self.lora_dirs.split(os.pathsep) if part]
 
     @property
     def model_root(self) -> Path:

@@ -166,8 +166,9 @@ def _stop_all(procs: list[subprocess.Popen]) -> None:
 
 
 def prepare(settings: Settings, *, migrate: bool) -> None:
-    """Before any worker starts: the schema up to date, and a result store that works (else
-    `StorageUnavailable` stops the start, with the reason)."""
+    """Before any worker starts: the schema up to date, a result store that works (else
+    `StorageUnavailable` stops the start, with the reason), and the LoRAs of OPENVEO_LORA_DIRS
+    registered."""
     from openveo.service.runtime import result_store
     from openveo.store.db import Database
 
@@ -175,7 +176,17 @@ def prepare(settings: Settings, *, migrate: bool) -> None:
         db = Database(settings.db_url)
         db.upgrade()
         db.dispose()
-    result_store(settings)
+    blobs = result_store(settings)
+    if settings.lora_folders:
+        from openveo.service.loras import LoraRegistry
+
+        db = Database(settings.db_url)
+        try:
+            registry = LoraRegistry(db, blobs, settings.catalog(), settings.staging_dir)
+            added = registry.scan(settings.lora_folders)
+        finally:
+            db.dispose()
+        log.info("LoRA folders: %d adapters registered (%s)", len(added), ", ".join(added) or "none new")
 
 
 def first_key_banner(settings: Settings) -> str | None:

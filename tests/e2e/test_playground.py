@@ -251,6 +251,36 @@ def test_errors_are_shown_plainly(browser, site, tiny_models, tmp_path):
         page.shot("10-failed")
 
 
+def test_a_person_picks_one_of_the_operators_loras(browser, site, tiny_loras):
+    added = site.cli("loras", "add", "watercolor", str(tiny_loras["style"]), "--model", "tiny-wan2.2")
+    assert added.returncode == 0, added.stderr
+    assert "rank 4" in added.stdout
+    listed = site.cli("loras", "list")
+    assert "watercolor" in listed.stdout and "tiny-wan2.2" in listed.stdout
+    page = Page(browser, site).open()
+    key = site.new_key(credits=10)
+    page.use_key(key)
+    page.wait(lambda: page.credits() == "10", what="the credits")
+    page.choose("model", "tiny-wan2.2")
+    page.choose("duration", "5")
+    page.choose("lora", "watercolor")
+    page.type("lora-scale", "0.5")
+    page.shot("12-lora")
+    page.generate("a harbour in the rain")
+    page.wait(lambda: page.status() == "succeeded", timeout=120, what="the video")
+    meta = page.wait(lambda: page.find("result-meta").text, what="the result's description")
+    assert "LoRA watercolor ×0.5" in meta
+    job_id = page.find("result-video").get_attribute("data-job-id")
+    job = httpx.get(f"{site.url}/v1/jobs/{job_id}", headers={"x-api-key": key}).json()
+    assert [(u["name"], u["scale"]) for u in job["request"]["loras"]] == [("watercolor", 0.5)]
+
+    removed = site.cli("loras", "remove", "watercolor")
+    assert removed.returncode == 0 and "watercolor" not in site.cli("loras", "list").stdout
+    page.open().use_key(key)  # with no adapter left for the model, the page shows no LoRA row
+    page.wait(lambda: page.find("model").get_attribute("value"), what="the models")
+    page.wait(lambda: not page.find("lora-row").is_displayed(), what="the LoRA row to hide")
+
+
 def test_it_fits_a_phone(browser, site):
     browser.set_window_size(390, 844)
     try:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import update
 
 from openveo.core.job import VideoFiles
+from openveo.core.loras import LoraUse
 from openveo.core.request import GenerationRequest
 from openveo.service import billing, keys
 from openveo.service.billing import to_micro
-from openveo.service.jobs import JobNotFound, Jobs, QueuePolicy
+from openveo.service.jobs import PREFER_WAIT_S, JobNotFound, Jobs, QueuePolicy
 from openveo.store.schema import jobs as jobs_table
 from openveo.store.schema import ledger
 from tests.helpers import job_result
@@ -240,3 +242,26 @@ def test_a_running_job_whose_caller_is_gone_is_stopped_by_its_worker(setup):
     assert jobs.heartbeat(job.id, "w1", 1, 4) == "cancel"  # what the worker hears on its next step
     assert jobs.canceled(job.id, "w1")
     assert jobs.get(job.id).billing == "refunded" and jobs.balance(key.id) == to_micro(1.0)
+
+
+def test_a_worker_holding_an_adapter_takes_its_job_first_but_not_an_old_one_forever(setup):
+    jobs, key = setup
+    plain = jobs.submit(key, REQUEST, protocol="test")
+    styled = replace(REQUEST, loras=(LoraUse("style", "a" * 64),))
+    with_style = jobs.submit(key, styled, protocol="test")
+    two = (LoraUse("style", "a" * 64), LoraUse("motion", "b" * 64))
+    mixed = jobs.submit(key, replace(REQUEST, loras=two), protocol="test")
+    # A worker holding another adapter needs a load for every styled job: the plain one (oldest) first.
+    assert jobs.claim("w1", ["tiny-wan2.2"], held={"c" * 64}).job.id == plain.id
+    # One holding "style" takes its job over the mixed one, which needs one load more.
+    assert jobs.claim("w2", ["tiny-wan2.2"], held={"a" * 64}).job.id == with_style.id
+    assert jobs.claim("w3", ["tiny-wan2.2"], held={"a" * 64}).job.id == mixed.id
+
+
+def test_the_oldest_job_waits_no_longer_than_the_preference_window(setup, monkeypatch):
+    jobs, key = setup
+    old = jobs.submit(key, replace(REQUEST, loras=(LoraUse("style", "a" * 64),)), protocol="test")
+    later = time.time() + PREFER_WAIT_S + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    jobs.submit(key, REQUEST, protocol="test")  # needs no load, but came too late to jump the queue
+    assert jobs.claim("w1", ["tiny-wan2.2"], held={"c" * 64}).job.id == old.id

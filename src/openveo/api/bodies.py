@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from email.message import Message
 from typing import Any
 
@@ -49,17 +50,45 @@ async def read_fields(request: Request, max_bytes: int) -> dict[str, Any]:
             form = await request.form(max_part_size=max_bytes)
         except HTTPException as exc:  # Starlette's word for a body its parser cannot read
             raise ApiError(400, f"the form body is malformed: {exc.detail}", code="invalid") from None
-        fields: dict[str, Any] = {}
-        for name, value in form.multi_items():
-            fields[name] = await value.read() if isinstance(value, UploadFile) else value
-        _check_text({name: v for name, v in fields.items() if isinstance(v, str)}, "", 0)
-        return fields
+        items = [
+            (name, await value.read() if isinstance(value, UploadFile) else value)
+            for name, value in form.multi_items()
+        ]
+        _check_text({name: v for name, v in items if isinstance(v, str)}, "", 0)
+        return form_fields(items)
     raise ApiError(
         406,
         f"unsupported Content-Type {kind!r}; send application/json, multipart/form-data "
         "or application/x-www-form-urlencoded",
         code="unsupported_media",
     )
+
+
+_FORM_LIST = re.compile(r"^(\w+)\[\](?:\[(\w+)\])?$")
+
+
+def form_fields(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Form fields as the JSON body they stand for. Lists come the way SDKs flatten them (the openai
+    SDK sends `loras=[{"name": "a", "scale": 0.8}]` as `loras[][name]=a`, `loras[][scale]=0.8`):
+    `x[]` items make a list, and `x[][k]` items make a list of objects, a new one each time `k`
+    comes again."""
+    fields: dict[str, Any] = {}
+    for name, value in items:
+        match = _FORM_LIST.match(name)
+        if match is None:
+            fields[name] = value
+            continue
+        key, member = match.groups()
+        listed = fields.setdefault(key, [])
+        if not isinstance(listed, list):
+            raise ApiError(422, f"{key} is given both as a field and as a list", field=key)
+        if member is None:
+            listed.append(value)
+            continue
+        if not listed or not isinstance(listed[-1], dict) or member in listed[-1]:
+            listed.append({})
+        listed[-1][member] = value
+    return fields
 
 
 def _not_a_number(word: str) -> Any:

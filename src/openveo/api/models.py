@@ -50,3 +50,24 @@ def _model_json(preset: Preset, aliases: list[str], workers: int, default: bool)
         "price_per_second": preset.price_per_second,
         "test_model": preset.tiny,
     }
+
+
+@router.get("/v1/loras")
+async def list_loras(request: Request) -> dict[str, Any]:
+    """The LoRA adapters requests may name (`loras`), and the models each fits. Where the files came
+    from is the operator's business (`openveo loras list`), not the client's."""
+    state = state_of(request)
+    await state.key(request, bearer=True, missing=MISSING_KEY)
+    catalog = state.runtime.catalog
+    registered = await run_in_threadpool(state.runtime.loras.all)
+    data = [
+        {
+            "name": lora.name,
+            "object": "lora",
+            "rank": lora.shape.rank,
+            "price_per_second": state.settings.lora_price_per_second,  # on top of the model's
+            "models": [preset.name for preset in catalog.presets.values() if lora.fits(preset)],
+        }
+        for lora in registered.values()
+    ]
+    return {"object": "list", "data": data}

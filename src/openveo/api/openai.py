@@ -33,7 +33,7 @@ MISSING_KEY = (
     "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 )
 FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
-EXTENSIONS = ("seed", "webhook_url")  # openveo's own additions to the create call
+EXTENSIONS = ("seed", "webhook_url", "loras")  # openveo's own additions to the create call
 WIRE_NAMES = {"duration_s": "seconds", "image": "input_reference", "output_size": "size"}
 STATUS_WORDS = {
     JobStatus.QUEUED: "queued",
@@ -159,6 +159,7 @@ async def _submit(
         "output_size": size,
         "seed": wire.get("seed"),
         "image": wire.get("image"),
+        "loras": wire.get("loras"),
     }
     return await state.submit(
         request,
@@ -197,7 +198,15 @@ def video_json(job: Job) -> dict[str, Any]:
         "size": _size_text(job),
         "remixed_from_video_id": _video_id(job.origin.remix_of) if job.origin.remix_of else None,
         "error": error,
+        **_loras(job),
     }
+
+
+def _loras(job: Job) -> dict[str, Any]:
+    """openveo's extension: the adapters a video was made with, when it had any."""
+    if not job.request.loras:
+        return {}
+    return {"loras": [{"name": use.name, "scale": use.scale} for use in job.request.loras]}
 
 
 def _state(job: Job) -> str:

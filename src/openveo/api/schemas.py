@@ -17,6 +17,17 @@ IMAGE: Schema = {
     "description": "a PNG, JPEG or WebP image: a data URL, bare base64 or an http(s) URL "
     "(a file part in multipart/form-data)",
 }
+LORAS: Schema = {
+    "type": "array",
+    "maxItems": 4,
+    "description": "LoRA adapters the operator registered (GET /v1/loras), applied in order",
+    "items": {
+        "type": "object",
+        "properties": {"name": TEXT, "scale": {"type": "number", "minimum": 0, "maximum": 2, "default": 1}},
+        "required": ["name"],
+        "additionalProperties": False,
+    },
+}
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
 
@@ -50,6 +61,8 @@ SEGMIND = fields(
         "seed": SEED,
         "image": IMAGE,
         "webhook_url": URL,
+        "lora": {"type": "string", "description": "a registered LoRA adapter's name (openveo)"},
+        "lora_scale": {"type": "number", "minimum": 0, "maximum": 2},
     }
 )
 
@@ -66,6 +79,7 @@ NATIVE = fields(
         "steps": {"type": "integer", "minimum": 1},
         "guidance": {"type": "number", "minimum": 0, "maximum": 30},
         "output_size": {"type": "string", "pattern": "^[0-9]+x[0-9]+$", "examples": ["1280x720"]},
+        "loras": LORAS,
         "webhook_url": URL,
     }
 )
@@ -79,6 +93,7 @@ OPENAI_CREATE = fields(
         "input_reference": IMAGE,
         "seed": SEED,
         "webhook_url": URL,
+        "loras": LORAS,
     }
 )
 

@@ -31,8 +31,19 @@ MISSING_KEY = "Missing x-api-key in header"
 IMAGE_SUFFIX = "-image2video"
 # Segmind's field names → the shared request's.
 WIRE_TO_FIELD = {"duration": "duration_s"}
-FIELD_TO_WIRE = {v: k for k, v in WIRE_TO_FIELD.items()}
-ALLOWED = ("prompt", "negative_prompt", "duration", "aspect_ratio", "seed", "image", "webhook_url")
+# A LoRA comes as Segmind's own LoRA endpoints name it: `lora` (here a registered adapter's name) and
+# `lora_scale`; the shared request's `loras` list has that one adapter.
+FIELD_TO_WIRE = {
+    **{v: k for k, v in WIRE_TO_FIELD.items()},
+    "loras": "lora",
+    "loras[0]": "lora",
+    "loras[0].name": "lora",
+    "loras[0].scale": "lora_scale",
+}
+ALLOWED = (
+    "prompt", "negative_prompt", "duration", "aspect_ratio", "seed", "image", "webhook_url",
+    "lora", "lora_scale",
+)  # fmt: skip
 BODY = schemas.body(schemas.SEGMIND, files=("image",))
 STATUS_WORDS = {JobStatus.QUEUED: "QUEUED", JobStatus.RUNNING: "PROCESSING", JobStatus.SUCCEEDED: "COMPLETED"}
 
@@ -66,7 +77,12 @@ async def _submit(
     if needs_image and not wire.get("image"):
         raise ApiError(422, f"image is required for {slug}: a file, a data URL, base64 or an http(s) URL")
     webhook_url = wire.pop("webhook_url", None) or None
+    lora, lora_scale = wire.pop("lora", None), wire.pop("lora_scale", None)
+    if lora_scale not in (None, "") and lora in (None, ""):
+        raise ApiError(422, "lora_scale needs a lora: the name of an adapter", field="lora_scale")
     fields = {WIRE_TO_FIELD.get(name, name): value for name, value in wire.items()}
+    if lora not in (None, ""):
+        fields["loras"] = [{"name": lora, "scale": lora_scale}]
     fields["model"] = model
     fields["image"] = await state.image(wire.get("image"))
     job = await state.submit(

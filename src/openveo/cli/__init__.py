@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from openveo import __version__
-from openveo.cli import admin, generate, models, server, verify
+from openveo.cli import admin, generate, loras, models, server, verify
 from openveo.cli.options import out
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ def _root(
 # Making videos
 app.command()(generate.generate)
 app.add_typer(models.app, name="models")
+app.add_typer(loras.app, name="loras")
 # Running the service
 app.command()(server.serve)
 app.command()(server.worker)

@@ -25,6 +25,19 @@ class UnknownModel(LookupError):
 
 
 @dataclass(frozen=True)
+class Backbone:
+    """The shape of a preset's transformer blocks: a LoRA trained on one shape loads into any preset
+    of that shape (a fast preset and its base share theirs), and into no other."""
+
+    family: str  # "wan" | "ltx"
+    dim: int  # hidden width (attention heads x head size)
+    layers: int  # transformer blocks
+
+    def __str__(self) -> str:
+        return f"{self.family} transformer {self.dim} wide with {self.layers} blocks"
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     family: str  # "wan" | "ltx": decides the pipeline call arguments
@@ -38,6 +51,8 @@ class Preset:
     steps: int
     guidance: float
     price_per_second: float  # credits per second of video
+    backbone: Backbone  # the transformer's block shape, which decides the LoRAs it takes
+    base: str | None = None  # the preset whose weights this one starts from (a fast preset's base)
     shift: float | None = None  # flow-matching shift for the scheduler, when the model wants one set
     guidance_2: float | None = None  # Wan 2.2 A14B: guidance of the low-noise expert
     durations: tuple[int, ...] = DEFAULT_DURATIONS
@@ -81,6 +96,7 @@ _LTX: dict[str, Any] = dict(
 PRESETS: tuple[Preset, ...] = (
     Preset(
         name="wan2.1-t2v-1.3b",
+        backbone=Backbone("wan", 1536, 30),
         **_WAN,
         i2v_pipeline=None,
         repo="Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
@@ -95,6 +111,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="wan2.1-t2v-14b",
+        backbone=Backbone("wan", 5120, 40),
         **_WAN,
         i2v_pipeline=None,
         repo="Wan-AI/Wan2.1-T2V-14B-Diffusers",
@@ -109,6 +126,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="wan2.2-ti2v-5b",
+        backbone=Backbone("wan", 3072, 30),
         **_WAN,
         i2v_pipeline="WanImageToVideoPipeline",
         repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
@@ -123,6 +141,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="wan2.2-t2v-a14b",
+        backbone=Backbone("wan", 5120, 40),
         **_WAN,
         i2v_pipeline=None,
         repo="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
@@ -138,6 +157,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="ltx-video",
+        backbone=Backbone("ltx", 2048, 28),
         **_LTX,
         repo="Lightricks/LTX-Video",
         sizes=_sizes((704, 480), square=512),
@@ -151,6 +171,7 @@ PRESETS: tuple[Preset, ...] = (
     # Tiny random-weight pipelines of the real architectures: they make noise, for tests and offline demos.
     Preset(
         name="tiny-wan2.1",
+        backbone=Backbone("wan", 24, 2),
         **_WAN,
         i2v_pipeline=None,
         repo="wan2.1",
@@ -166,6 +187,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="tiny-wan2.2",
+        backbone=Backbone("wan", 24, 2),
         **_WAN,
         i2v_pipeline="WanImageToVideoPipeline",
         repo="wan2.2",
@@ -181,6 +203,7 @@ PRESETS: tuple[Preset, ...] = (
     ),
     Preset(
         name="tiny-ltx",
+        backbone=Backbone("ltx", 32, 1),
         **_LTX,
         repo="ltx",
         sizes=_sizes((160, 96), square=96),

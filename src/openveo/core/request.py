@@ -12,12 +12,14 @@ import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from pydantic import TypeAdapter
 
 from openveo.core.catalog import Catalog, Preset, UnknownModel
+from openveo.core.loras import LORA_NAME, MAX_LORAS, SCALE_RANGE, Lora, LoraUse
 from openveo.core.text import load_stored, text_problem
 
 MAX_NUM_VIDEOS = 4
@@ -61,6 +63,7 @@ class GenerationRequest:
     guidance: float | None = None
     seed_was_random: bool = False
     output_size: tuple[int, int] | None = None  # (width, height) to resize to; None = the model's own
+    loras: tuple[LoraUse, ...] = ()  # adapters applied on top of the model, in this order
 
     def to_json(self) -> str:
         """As stored with its job: everything but the image (up to 20 MB, kept in a column of its own)."""
@@ -78,10 +81,17 @@ _STORED: TypeAdapter[GenerationRequest] = TypeAdapter(GenerationRequest)
 class Limits:
     max_prompt_chars: int = 32_000
     max_image_bytes: int = 20 * 1024 * 1024
+    max_lora_rank: int = 128  # the rank workers reserve for hot-swapping adapters (docs/loras.md)
 
 
-def build_request(fields: Mapping[str, Any], catalog: Catalog, limits: Limits) -> GenerationRequest:
-    """Validate raw fields (strings from forms are fine) against the limits and the model's preset."""
+NO_LORAS: Mapping[str, Lora] = MappingProxyType({})
+
+
+def build_request(
+    fields: Mapping[str, Any], catalog: Catalog, limits: Limits, loras: Mapping[str, Lora] = NO_LORAS
+) -> GenerationRequest:
+    """Validate raw fields (strings from forms are fine) against the limits, the model's preset and
+    the registered LoRA adapters (by name)."""
     unknown = set(fields) - _FIELDS
     if unknown:
         name = sorted(unknown)[0]
@@ -114,6 +124,7 @@ def build_request(fields: Mapping[str, Any], catalog: Catalog, limits: Limits) -
     steps = _optional_int(fields.get("steps"), "steps", 1, preset.max_steps)
     guidance = _optional_float(fields.get("guidance"), "guidance", *GUIDANCE_RANGE)
     output_size = _output_size(fields.get("output_size"), aspect)
+    uses = _loras(fields.get("loras"), preset, catalog, loras, limits.max_lora_rank)
 
     return GenerationRequest(
         prompt=prompt,
@@ -128,6 +139,7 @@ def build_request(fields: Mapping[str, Any], catalog: Catalog, limits: Limits) -
         guidance=guidance,
         seed_was_random=drawn,
         output_size=output_size,
+        loras=uses,
     )
 
 
@@ -143,6 +155,7 @@ _FIELDS = {
     "steps",
     "guidance",
     "output_size",
+    "loras",
 }
 
 
@@ -275,3 +288,48 @@ def _output_size(value: Any, aspect: str) -> tuple[int, int] | None:
     if abs(math.log((width / height) / (across / down))) > MAX_ASPECT_MISMATCH:
         raise InvalidRequest("output_size", f"{width}x{height} does not have the aspect ratio {aspect}")
     return width, height
+
+
+def _loras(
+    value: Any, preset: Preset, catalog: Catalog, registry: Mapping[str, Lora], max_rank: int
+) -> tuple[LoraUse, ...]:
+    """`[{"name": ..., "scale": ...}, ...]` (a bare name means scale 1): registered adapters that fit
+    the preset, each once, at most `MAX_LORAS`."""
+    if value is None or value == [] or value == "":
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise InvalidRequest("loras", 'must be a list like [{"name": "my-style", "scale": 0.8}]')
+    if len(value) > MAX_LORAS:
+        raise InvalidRequest("loras", f"may name at most {MAX_LORAS} adapters; got {len(value)}")
+    uses: list[LoraUse] = []
+    for index, item in enumerate(value):
+        field = f"loras[{index}]"
+        entry = {"name": item} if isinstance(item, str) else item
+        if not isinstance(entry, Mapping) or set(entry) - {"name", "scale"}:
+            raise InvalidRequest(field, 'must be {"name": ..., "scale": ...} (scale optional, default 1)')
+        name = entry.get("name")
+        if not isinstance(name, str) or not LORA_NAME.match(name):
+            raise InvalidRequest(f"{field}.name", f"must be the name of a registered adapter; got {name!r}")
+        scale = _optional_float(entry.get("scale"), f"{field}.scale", *SCALE_RANGE)
+        lora = registry.get(name)
+        if lora is None:
+            fitting = sorted(n for n, known in registry.items() if known.fits(preset))
+            offer = f"adapters for {preset.name}: {', '.join(fitting)}" if fitting else "none fits it"
+            raise InvalidRequest(f"{field}.name", f"{name!r} is not a registered adapter; {offer}")
+        if not lora.fits(preset):
+            fits = [p.name for p in catalog.presets.values() if lora.fits(p)]
+            made_for = ", ".join(fits) or f"a model not served here ({lora.shape.backbone})"
+            raise InvalidRequest(
+                f"{field}.name", f"{name!r} is an adapter for {made_for}; not for {preset.name}"
+            )
+        if lora.problem:
+            raise InvalidRequest(f"{field}.name", f"{name!r} cannot be used: {lora.problem}")
+        if lora.shape.rank > max_rank:
+            raise InvalidRequest(
+                f"{field}.name",
+                f"{name!r} has rank {lora.shape.rank}; this server takes adapters up to rank {max_rank}",
+            )
+        if any(use.name == name for use in uses):
+            raise InvalidRequest(f"{field}.name", f"{name!r} is named twice")
+        uses.append(LoraUse(name=name, sha256=lora.sha256, scale=1.0 if scale is None else scale))
+    return tuple(uses)

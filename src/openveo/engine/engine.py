@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +18,9 @@ from PIL import Image, ImageOps
 
 from openveo.config import Settings
 from openveo.core.catalog import Catalog, Preset
+from openveo.core.loras import LoraUse
 from openveo.core.request import GenerationRequest
+from openveo.engine.adapters import Adapters, LocateFn
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
 from openveo.provenance.identity import Watermark
@@ -52,17 +55,26 @@ class Generation:
     fps: int
     steps: int
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, summed over videos
+    loras: tuple[LoraUse, ...] = ()  # the adapters it ran with
 
 
 class Engine:
     """Holds loaded pipelines resident (one per preset) and runs generations on them."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, group: Group | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        group: Group | None = None,
+        lora_files: LocateFn | None = None,
+    ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.device = group.device if group else resolve_device(settings.device)
         self.group = group  # several GPUs per video: rank 0 leads, the others follow (engine/parallel.py)
+        self.lora_files = lora_files  # where a request's LoRA files are (the worker's result store)
         self._loaded: dict[str, LoadedModel] = {}
+        self._adapters: dict[str, Adapters] = {}
 
     def load(self, model: str) -> LoadedModel:
         if model in self._loaded:  # a preset name, or a model handed over with `adopt`
@@ -77,6 +89,23 @@ class Engine:
     def adopt(self, model: LoadedModel) -> None:
         """Serve an already prepared pipeline (the benchmark builds its own)."""
         self._loaded[model.preset.name] = model
+
+    def adapters(self, model: LoadedModel) -> Adapters:
+        """The LoRA adapters of a loaded model (they live in its transformer)."""
+        name = model.preset.name
+        if name not in self._adapters:
+            budget = int(self.settings.lora_cache_gib * 2**30)
+            self._adapters[name] = Adapters(model.text_to_video, self._lora_file, budget)
+        return self._adapters[name]
+
+    def held_loras(self) -> set[str]:
+        """The sha256s of the adapters loaded into a transformer now: jobs with them start sooner."""
+        return {sha for adapters in self._adapters.values() for sha in adapters.resident}
+
+    def _lora_file(self, sha256: str) -> Path:
+        if self.lora_files is None:
+            raise RuntimeError("this engine was given no LoRA store, so it cannot apply adapters")
+        return self.lora_files(sha256)
 
     def warm_up(self, model: str) -> bool:
         """Compile for every (aspect ratio, duration) the model serves, before the first job claims
@@ -152,6 +181,7 @@ class Engine:
         # Decoded frames stay on the device as tensors: resizing, the watermark and the conversion to
         # bytes run there (on the GPU when there is one), and only the finished uint8 frames move.
         args["output_type"] = "pt" if decode else "latent"
+        self.adapters(model).activate(request.loras)
         pipe = model.text_to_video
         if request.image is not None:
             pipe = model.image_to_video
@@ -203,6 +233,7 @@ class Engine:
             fps=preset.fps,
             steps=steps,
             timings=clock.timings,
+            loras=request.loras,
         )
 
 

@@ -184,3 +184,48 @@ def ensure_tiny(arch: str, target: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+# Wan's own layer names (the original checkpoints, LightX2V's and most trainers' LoRAs) for diffusers'.
+_WAN_ORIGINAL_NAMES = (
+    ("attn1.to_out.0", "self_attn.o"),
+    ("attn2.to_out.0", "cross_attn.o"),
+    ("attn1.to_", "self_attn."),
+    ("attn2.to_", "cross_attn."),
+    ("ffn.net.0.proj", "ffn.0"),
+    ("ffn.net.2", "ffn.2"),
+)
+
+
+def random_lora(
+    transformer: torch.nn.Module, rank: int, *, seed: int = 0, key_format: str = "diffusers", std: float = 0.2
+) -> dict[str, torch.Tensor]:
+    """A random LoRA of `rank` on every linear layer of the transformer's blocks, in diffusers' key
+    format or in the publishers' ("original": `diffusion_model.blocks.0.self_attn.q.lora_down.weight`).
+    Both A and B are random (a trained adapter's B is not zero), so it visibly changes the output."""
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    for name, module in transformer.named_modules():
+        if not isinstance(module, torch.nn.Linear) or not name.startswith(("blocks.", "transformer_blocks.")):
+            continue
+        down = torch.randn(rank, module.in_features, generator=generator) * std
+        up = torch.randn(module.out_features, rank, generator=generator) * std
+        if key_format == "diffusers":
+            state[f"transformer.{name}.lora_A.weight"] = down
+            state[f"transformer.{name}.lora_B.weight"] = up
+        elif key_format == "original":
+            for ours, theirs in _WAN_ORIGINAL_NAMES:
+                name = name.replace(ours, theirs)
+            state[f"diffusion_model.{name}.lora_down.weight"] = down
+            state[f"diffusion_model.{name}.lora_up.weight"] = up
+        else:
+            raise ValueError(f"unknown LoRA key format {key_format!r}")
+    return state
+
+
+def save_lora(state: dict[str, torch.Tensor], path: Path) -> Path:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({key: tensor.contiguous() for key, tensor in state.items()}, str(path))
+    return path

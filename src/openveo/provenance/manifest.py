@@ -161,10 +161,14 @@ def sign_mp4(
     job_id: str | None,
     server: str,
     watermark: int | None = None,
+    loras: list[dict[str, Any]] | None = None,
 ) -> None:
     """Embed the manifest into the MP4 at `path`, replacing it whole (never a half-signed file);
-    `watermark` is the payload the frames carry, declared as the soft binding."""
+    `watermark` is the payload the frames carry, declared as the soft binding; `loras` the adapters
+    the model ran with (name, sha256 of the file, scale)."""
     generation = {"service": "openveo", "server": server, "model": model, "seed": seed, "job_id": job_id}
+    if loras:
+        generation["loras"] = loras
     manifest: dict[str, Any] = {
         "claim_generator_info": [{"name": "openveo", "version": __version__}],
         "title": path.name,

@@ -22,7 +22,9 @@ class Stamp:
             return None
         return identity.Watermark(self.watermark_key, identity.pack(self.server, job_id))
 
-    def sign(self, path: Path, *, model: str, seed: int, job_id: str | None) -> None:
+    def sign(
+        self, path: Path, *, model: str, seed: int, job_id: str | None, loras: list[dict] | None = None
+    ) -> None:
         if self.credentials is not None:
             mark = self.watermark(job_id) if job_id else None
             sign_mp4(
@@ -33,4 +35,5 @@ class Stamp:
                 job_id=job_id,
                 server=f"{self.server:04x}",
                 watermark=mark.payload if mark else None,
+                loras=loras,
             )

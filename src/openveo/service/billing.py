@@ -44,9 +44,11 @@ def credits_text(micro: int) -> str:
     return f"{micro / MICRO:.6f}".rstrip("0").rstrip(".")
 
 
-def price(preset: Preset, request: GenerationRequest) -> int:
-    """What a request costs, in micro-credits: the preset's price per second of video made."""
-    return to_micro(preset.cost(request.duration_s, request.num_videos))
+def price(preset: Preset, request: GenerationRequest, lora_price_per_second: float = 0.0) -> int:
+    """What a request costs, in micro-credits: the preset's price per second of video made, plus the
+    operator's surcharge per second for each LoRA adapter it applies."""
+    per_second = preset.price_per_second + lora_price_per_second * len(request.loras)
+    return to_micro(per_second * request.duration_s * request.num_videos)
 
 
 def balance(conn: Connection, key_id: int) -> int:

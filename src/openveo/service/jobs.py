@@ -9,7 +9,7 @@ running job; `recover()` puts jobs whose worker vanished back in the queue (boun
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -66,6 +66,10 @@ class JobNotFound(LookupError):
 MAX_IDEMPOTENCY_KEY = 200
 CANCELED_BY_CLIENT = "canceled by the client"
 # A synchronous call renews its job's waiter lease this often, for this long past each renewal.
+# A worker may take a younger job over the oldest when it holds that job's LoRA adapters already (it
+# saves loading them), among the queue's first PREFER_WINDOW jobs made within PREFER_WAIT_S of the oldest.
+PREFER_WINDOW = 16
+PREFER_WAIT_S = 10.0
 WAITER_RENEW_S = 5.0
 WAITER_GRACE_S = 20.0
 NOBODY_WAITING = "the call waiting for this video ended before it was made (the server stopped); not charged"
@@ -86,6 +90,7 @@ class Jobs:
     policy: QueuePolicy = field(default_factory=QueuePolicy)
     signals: JobSignals = field(default_factory=JobSignals)
     catalog: Catalog = field(default_factory=Catalog)  # prices every job
+    lora_price_per_second: float = 0.0  # credits per adapter per second of video, on top of the model's
 
     # ---- API side -----------------------------------------------------------------------------
 
@@ -103,7 +108,7 @@ class Jobs:
         """Price the request, reserve its cost and queue it, in one transaction; a repeated
         `idempotency_key` returns the key's first job instead. Raises `InsufficientCredits`.
         `waited`: a synchronous call waits for it, and must keep saying so (`hold`)."""
-        cost = billing.price(self.catalog.resolve(request.model), request)
+        cost = billing.price(self.catalog.resolve(request.model), request, self.lora_price_per_second)
         now = time.time()
         job_id = new_job_id()
         try:
@@ -130,6 +135,7 @@ class Jobs:
                         cancel_requested=False,
                         webhook_url=webhook_url,
                         idempotency_key=idempotency_key,
+                        loras=" ".join(use.sha256 for use in request.loras) or None,
                         waiter_until=now + WAITER_GRACE_S if waited else None,
                         created_at=now,
                         updated_at=now,
@@ -275,19 +281,21 @@ class Jobs:
 
     # ---- worker side --------------------------------------------------------------------------
 
-    def claim(self, worker_id: str, models: Iterable[str]) -> ClaimedJob | None:
-        """The oldest queued job for one of `models`, leased to this worker."""
+    def claim(self, worker_id: str, models: Iterable[str], held: Collection[str] = ()) -> ClaimedJob | None:
+        """The oldest queued job for one of `models`, leased to this worker; or, when the worker holds
+        LoRA adapters (`held`: their sha256s), a job of the next few seconds that needs fewer loads."""
         now = time.time()
         with self.db.write() as conn:
-            row = conn.execute(
-                select(jobs.c.id, jobs.c.image)
+            rows = conn.execute(
+                select(jobs.c.id, jobs.c.image, jobs.c.loras, jobs.c.created_at)
                 .where(jobs.c.status == JobStatus.QUEUED, jobs.c.model.in_(list(models)))
                 .order_by(jobs.c.created_at, jobs.c.id)
-                .limit(1)
+                .limit(PREFER_WINDOW if held else 1)
                 .with_for_update(skip_locked=True)
-            ).first()
-            if row is None:
+            ).all()
+            if not rows:
                 return None
+            row = _preferred(rows, held)
             conn.execute(
                 update(jobs)
                 .where(jobs.c.id == row.id, jobs.c.status == JobStatus.QUEUED)
@@ -516,6 +524,13 @@ def _requeue(conn: Connection, job_id: str, error: str | None, *, attempts: int)
             updated_at=time.time(),
         )
     )
+
+
+def _preferred(rows: list[Row], held: Collection[str]) -> Row:
+    """Of queued jobs (oldest first), the one with the fewest adapters to load, among those made
+    within PREFER_WAIT_S of the oldest; the oldest of them on a tie."""
+    recent = [row for row in rows if row.created_at <= rows[0].created_at + PREFER_WAIT_S]
+    return min(recent, key=lambda row: sum(sha not in held for sha in (row.loras or "").split()))
 
 
 def _by_idempotency_key(conn: Connection, key_id: int, idempotency_key: str) -> Job | None:

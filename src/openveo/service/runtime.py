@@ -10,6 +10,7 @@ from openveo.config import Settings
 from openveo.core.catalog import Catalog
 from openveo.service.jobs import Jobs, JobSignals, QueuePolicy
 from openveo.service.links import Signer, load_secret
+from openveo.service.loras import LoraRegistry
 from openveo.service.outbound import Outbound, outbound_from_settings
 from openveo.store.blobs import Blobs, open_blobs
 from openveo.store.db import Database
@@ -27,6 +28,7 @@ class Runtime:
     secret: bytes  # the server's own; signs result links and derives each key's webhook secret
     wakeups: Wakeups
     outbound: Outbound  # every request to a URL a client or operator gave
+    loras: LoraRegistry  # the adapters requests may name
 
     def close(self) -> None:
         self.db.dispose()
@@ -58,14 +60,16 @@ def open_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     )
     signals = JobSignals(queued=partial(wakeups.ring, "worker"), changed=partial(wakeups.ring, "api"))
     catalog = settings.catalog()
+    blobs = result_store(settings)
     return Runtime(
         settings=settings,
         catalog=catalog,
         db=db,
-        jobs=Jobs(db, policy, signals, catalog),
-        blobs=result_store(settings),
+        jobs=Jobs(db, policy, signals, catalog, settings.lora_price_per_second),
+        blobs=blobs,
         signer=Signer(secret),
         secret=secret,
         wakeups=wakeups,
         outbound=outbound_from_settings(settings),
+        loras=LoraRegistry(db, blobs, catalog, settings.staging_dir),
     )

@@ -19,10 +19,11 @@ from typing import Any
 from openveo import logs
 from openveo.core.catalog import Catalog
 from openveo.core.job import Job, JobOrigin
-from openveo.core.request import GenerationRequest, InvalidRequest, Limits, build_request
+from openveo.core.request import NO_LORAS, GenerationRequest, InvalidRequest, Limits, build_request
 from openveo.service import refusals
 from openveo.service.jobs import MAX_IDEMPOTENCY_KEY, Jobs
 from openveo.service.keys import ApiKey
+from openveo.service.loras import LoraRegistry
 from openveo.service.outbound import Outbound
 from openveo.service.policy import ContentPolicy, PolicyViolation, policy_from_settings
 from openveo.service.ratelimit import RateLimiter
@@ -54,10 +55,12 @@ class Submitter:
     policy: ContentPolicy
     limiter: RateLimiter
     outbound: Outbound  # webhook URLs must point where it may send
+    loras: LoraRegistry  # the adapters a request may name
 
     def request(self, fields: Mapping[str, Any]) -> GenerationRequest:
         """The validated request that raw fields (named as `GenerationRequest`'s) describe."""
-        return build_request(fields, self.catalog, self.limits)
+        registry = self.loras.checked() if fields.get("loras") else NO_LORAS  # a query only when asked
+        return build_request(fields, self.catalog, self.limits, registry)
 
     def submit(self, key: ApiKey, request: GenerationRequest, submission: Submission) -> Job:
         """Queue `request` as `key`'s job; see the module's docstring for what is checked first."""
@@ -119,8 +122,13 @@ def open_submitter(runtime: Runtime) -> Submitter:
         db=runtime.db,
         jobs=runtime.jobs,
         catalog=runtime.catalog,
-        limits=Limits(max_prompt_chars=settings.max_prompt_chars, max_image_bytes=settings.max_image_bytes),
+        limits=Limits(
+            max_prompt_chars=settings.max_prompt_chars,
+            max_image_bytes=settings.max_image_bytes,
+            max_lora_rank=settings.lora_max_rank,
+        ),
         policy=policy_from_settings(settings, runtime.outbound),
         limiter=RateLimiter(settings.rate_limit_per_minute),
         outbound=runtime.outbound,
+        loras=runtime.loras,
     )

@@ -79,6 +79,8 @@ jobs = Table(
     # A synchronous call (Segmind's /v1) waits for the job and renews this while it does; a job whose
     # waiter is gone (its server died mid-call) would be made and charged for nobody: it is canceled.
     Column("waiter_until", Float),
+    # The sha256 of each LoRA the job applies, space-separated: a worker that holds them prefers it.
+    Column("loras", Text),
     UniqueConstraint("key_id", "idempotency_key", name="uq_jobs_key_idempotency"),
     Index("ix_jobs_queue", "status", "model", "created_at"),
     Index("ix_jobs_key_created", "key_id", "created_at"),
@@ -141,4 +143,18 @@ refusals = Table(
     Column("reason", Text, nullable=False),
     Column("prompt", Text, nullable=False),  # its first PROMPT_CHARS characters
     Index("ix_refusals_created", "created_at"),
+)
+
+# LoRA adapters the operator registered (`openveo loras add`): requests name them, never a file.
+# The file itself lives in the result store under loras/<sha256>.safetensors, where every worker finds it.
+loras = Table(
+    "loras",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("shape", Text, nullable=False),  # core.loras.LoraShape as JSON
+    Column("source", Text, nullable=False),
+    Column("model", String(100)),
+    Column("created_at", Float, nullable=False),
 )

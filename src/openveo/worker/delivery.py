@@ -9,6 +9,7 @@ Every file is written whole (temp file, then rename), so nobody ever reads half 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,10 +55,11 @@ class Delivery:
         """Write each video's files; returns the seconds it took (the `video_encode` stage)."""
         started = time.perf_counter()
         model = generation.preset.name
+        loras = [dataclasses.asdict(use) for use in generation.loras]
         for frames, seed, where in zip(generation.videos, generation.seeds, paths, strict=True):
             write_mp4(frames, where.video, generation.fps, crf=self.crf, metadata=video_metadata(model, seed))
             if self.stamp is not None:
-                self.stamp.sign(where.video, model=model, seed=seed, job_id=job_id)
+                self.stamp.sign(where.video, model=model, seed=seed, job_id=job_id, loras=loras)
             if where.thumbnail is not None:
                 write_thumbnail(frames, where.thumbnail)
             if where.spritesheet is not None:

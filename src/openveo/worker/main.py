@@ -26,8 +26,9 @@ from openveo.core.job import Completion, LeaseState, attempt_folder, job_folder
 from openveo.engine.engine import BadInput, Canceled, Engine, Generation
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.service.jobs import ClaimedJob, Jobs
+from openveo.service.loras import local_file
 from openveo.service.workers import PRESENCE_S, WorkerRegistry, WorkerState
-from openveo.store.blobs import Blobs
+from openveo.store.blobs import BlobMissing, Blobs
 from openveo.store.db import OUTAGE, first_line, log_failure
 from openveo.store.wakeups import Bell
 from openveo.worker.delivery import Delivery, job_result, staged_paths, store
@@ -142,7 +143,7 @@ class Worker:
         while not (self.draining.is_set() or self.interrupted.is_set()):
             self._housekeeping()
             try:
-                claimed = self.jobs.claim(self.id, self.models)
+                claimed = self.jobs.claim(self.id, self.models, self.engine.held_loras())
             except OUTAGE as exc:
                 log.warning("database unavailable (%s); trying again shortly", first_line(exc))
                 time.sleep(OUTAGE_RETRY_S[-1] / 2)
@@ -350,7 +351,7 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
         return
     runtime = open_runtime(settings, migrate=migrate)
     model = runtime.catalog.resolve(settings.model).name
-    engine = Engine(settings, runtime.catalog, group)
+    engine = Engine(settings, runtime.catalog, group, lora_files(settings, runtime.blobs))
     doorbell = runtime.wakeups.listen("worker")
     registry = WorkerRegistry(runtime.db)
     delivery = Delivery(settings.video_crf, open_stamp(settings, runtime.db, runtime.secret))
@@ -372,13 +373,31 @@ def run_worker(settings: Settings, *, migrate: bool = True) -> None:
 def _follow(settings: Settings, group: Group) -> None:
     """Ranks 1.. of a group: load the same model and run whatever the leader runs. Signals are the
     leader's business (it cancels the group's work and then releases it)."""
-    engine = Engine(settings, settings.catalog(), group)
+    from openveo.service.runtime import result_store
+
+    engine = Engine(settings, settings.catalog(), group, lora_files(settings, result_store(settings)))
     engine.load(settings.model)
     for stop in (signal.SIGINT, signal.SIGTERM):
         signal.signal(stop, signal.SIG_IGN)
     log.info("rank %d of %s following the leader", group.rank, group.plan)
     engine.follow()
     group.close()
+
+
+def lora_files(settings: Settings, blobs: Blobs) -> Callable[[str], Path]:
+    """Where the engine finds a job's LoRA files: in the result store (remote ones copied to a local
+    cache once). One that was removed since the job was queued fails the job, not the worker."""
+    cache = settings.data_dir / "lora-cache"
+
+    def locate(sha256: str) -> Path:
+        try:
+            return local_file(blobs, sha256, cache)
+        except BlobMissing:
+            raise BadInput(
+                f"a LoRA of this request (sha256 {sha256[:12]}) was removed from this server"
+            ) from None
+
+    return locate
 
 
 def _exit_at_once(signum: int, _frame) -> None:

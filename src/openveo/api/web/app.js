@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const KEY_STORE = "openveo.apiKey";
 const WORDS = { queued: "Queued", running: "Generating", succeeded: "Done", failed: "Failed",
                 canceled: "Canceled", expired: "Expired" };
-const state = { key: "", models: [], job: null, stream: null };
+const state = { key: "", models: [], loras: [], job: null, stream: null };
 
 class ApiError extends Error {
   constructor(status, message) { super(message); this.status = status; }
@@ -45,10 +45,12 @@ async function useKey(key) {
   state.key = key.trim();
   showError("");
   try {
-    const [credits, models] = await Promise.all([api("/v1/get-user-credits"), api("/v1/models")]);
+    const [credits, models, loras] = await Promise.all(
+      [api("/v1/get-user-credits"), api("/v1/models"), api("/v1/loras")]);
     localStorage.setItem(KEY_STORE, state.key);
     showCredits(credits.credits);
     state.models = models.data;
+    state.loras = loras.data;
     fillModels();
     $("history-panel").hidden = false;
     await loadHistory();
@@ -90,13 +92,19 @@ function fillModelChoices() {
   options($("duration"), model.durations.map(String), model.durations.map((d) => `${d} s`));
   const ratios = Object.keys(model.aspect_ratios);
   options($("aspect-ratio"), ratios, ratios.map((r) => `${r} (${model.aspect_ratios[r]})`));
+  // The operator's adapters that fit this model (GET /v1/loras); the row hides when there are none.
+  const fitting = state.loras.filter((l) => l.models.includes(model.id)).map((l) => l.name);
+  options($("lora"), ["", ...fitting], ["none", ...fitting.map((n) => n)]);
+  $("lora-row").hidden = fitting.length === 0;
   showPrice();
 }
 
 function showPrice() {
   const model = currentModel();
   if (!model) return;
-  const cost = model.price_per_second * Number($("duration").value || model.durations[0]);
+  const lora = state.loras.find((l) => l.name === $("lora").value);
+  const perSecond = model.price_per_second + (lora ? lora.price_per_second : 0);
+  const cost = perSecond * Number($("duration").value || model.durations[0]);
   $("price").textContent = `${+cost.toFixed(6)} credits`;
 }
 
@@ -108,6 +116,7 @@ function formRequest() {
   const negative = $("negative-prompt").value.trim();
   if (negative) body.negative_prompt = negative;
   if ($("seed").value !== "") body.seed = Number($("seed").value);
+  if ($("lora").value) body.loras = [{ name: $("lora").value, scale: Number($("lora-scale").value) }];
   return body;
 }
 
@@ -201,9 +210,11 @@ function showResult(job) {
   const r = job.request;
   $("result-meta").textContent =
     `${r.model} · ${r.duration_s} s · ${r.aspect_ratio} · seed ${video.seed}` +
+    (r.loras && r.loras.length ? ` · LoRA ${r.loras.map((l) => `${l.name} ×${l.scale}`).join(", ")}` : "") +
     (job.timings ? ` · ${Object.values(job.timings).reduce((a, b) => a + b, 0).toFixed(1)} s to make` : "");
-  showSnippets({ ...pick(r, ["prompt", "negative_prompt", "model", "duration_s", "aspect_ratio"]),
-                 seed: video.seed });
+  const asked = pick(r, ["prompt", "negative_prompt", "model", "duration_s", "aspect_ratio"]);
+  if (r.loras && r.loras.length) asked.loras = r.loras.map((l) => ({ name: l.name, scale: l.scale }));
+  showSnippets({ ...asked, seed: video.seed });
   $("result-panel").hidden = false;
 }
 
@@ -314,6 +325,7 @@ document.addEventListener("DOMContentLoaded", () => {
     fillModelChoices();
   });
   $("duration").addEventListener("change", showPrice);
+  $("lora").addEventListener("change", showPrice);
   $("random-seed").addEventListener("click", () => {
     $("seed").value = crypto.getRandomValues(new Uint32Array(1))[0];
   });
