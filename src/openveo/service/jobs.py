@@ -9,7 +9,7 @@ running job; `recover()` puts jobs whose worker vanished back in the queue (boun
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -526,7 +526,7 @@ def _requeue(conn: Connection, job_id: str, error: str | None, *, attempts: int)
     )
 
 
-def _preferred(rows: list[Row], held: Collection[str]) -> Row:
+def _preferred(rows: Sequence[Row[Any, Any, Any, Any]], held: Collection[str]) -> Row[Any, Any, Any, Any]:
     """Of queued jobs (oldest first), the one with the fewest adapters to load, among those made
     within PREFER_WAIT_S of the oldest; the oldest of them on a tie."""
     recent = [row for row in rows if row.created_at <= rows[0].created_at + PREFER_WAIT_S]
