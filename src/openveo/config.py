@@ -28,6 +28,11 @@ class Settings(BaseSettings):
         default=None, description="Local model copies, one folder per preset name (default: DATA_DIR/models)."
     )
     model: str = Field(default="wan2.2-ti2v-5b", description="Default model (preset name or alias).")
+    fast_model: str | None = Field(
+        default=None,
+        description="What Google's fast ids (veo-3.1-fast-generate-001, ...) run, e.g. "
+        "wan2.2-ti2v-5b-fast; a worker must serve it (default: MODEL).",
+    )
     aliases: dict[str, str] = Field(
         default_factory=dict, description="Extra or overriding protocol-name → preset aliases."
     )
@@ -221,7 +226,7 @@ class Settings(BaseSettings):
 
     def catalog(self) -> Catalog:
         """Presets plus aliases, with the protocol names (veo-2, sora-2, ...) pointing at `model`."""
-        return Catalog(aliases=self.aliases, default_model=self.model)
+        return Catalog(aliases=self.aliases, default_model=self.model, fast_model=self.fast_model)
 
     @property
     def db_url(self) -> str:

@@ -19,6 +19,12 @@ DIM_MULTIPLE = {
     "tiny-wan2.1": 16,
     "tiny-wan2.2": 32,
     "tiny-ltx": 32,
+    "wan2.1-t2v-1.3b-fast": 16,
+    "wan2.1-t2v-14b-fast": 16,
+    "wan2.2-t2v-a14b-fast": 16,
+    "wan2.2-ti2v-5b-fast": 32,
+    "tiny-wan2.1-fast": 16,
+    "tiny-wan2.2-fast": 32,
 }
 
 

@@ -92,3 +92,14 @@ def test_adapters_beyond_the_resident_ones_are_loaded_again_correctly(
     for name, adapter in (("style", style), ("motion", motion), ("style", style)):
         assert np.array_equal(video(engine, adapter), expected[name])
         assert adapters.resident == [adapter.sha256]
+
+
+def test_a_request_adapter_goes_on_top_of_a_fast_presets_fused_distillation(lora_engine, tiny_loras):
+    def fast(*loras: LoraUse) -> np.ndarray:
+        request = GenerationRequest(prompt="a lantern in fog", model="tiny-wan2.2-fast", seed=7, loras=loras)
+        return lora_engine.generate(request).videos[0]
+
+    distilled = fast()
+    styled = fast(use(tiny_loras, "style"))
+    assert not np.array_equal(styled, distilled)
+    assert np.array_equal(fast(), distilled)  # the distilled model comes back exactly

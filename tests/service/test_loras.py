@@ -152,9 +152,12 @@ def test_bad_adapter_choices_name_the_field_and_the_reason(registry, tiny_loras,
 
 def test_an_adapter_bound_to_a_model_serves_no_other(registry, tiny_loras):
     registry.add("style", tiny_loras["style"], model="tiny-wan2.1")
-    with pytest.raises(InvalidRequest, match=r"adapter for tiny-wan2\.1; not for tiny-wan2\.2"):
+    with pytest.raises(
+        InvalidRequest, match=r"adapter for tiny-wan2\.1, tiny-wan2\.1-fast; not for tiny-wan2\.2"
+    ):
         _request(registry, ["style"])
     assert _request(registry, ["style"], model="tiny-wan2.1").loras[0].name == "style"
+    assert _request(registry, ["style"], model="tiny-wan2.1-fast").loras[0].name == "style"  # built on it
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate"])

@@ -49,7 +49,8 @@ def models_download(
     name: Annotated[str, typer.Argument(help="Preset name or alias.")],
     data_dir: DataDir = None,
 ) -> None:
-    """Fetch a model's diffusers weights into the Hugging Face cache (tiny models are built locally)."""
+    """Fetch a model's diffusers weights, and a fast preset's distillation LoRAs, into the Hugging Face
+    cache (tiny models are built locally)."""
     setup_logging(False)
     settings = settings_from(data_dir)
     try:
@@ -70,4 +71,13 @@ def models_download(
         path = DiffusionPipeline.download(preset.repo)
     except Exception as exc:  # network, auth, disk: say which, in one line
         raise fail(f"download of {preset.repo} failed: {str(exc).splitlines()[0]}", code=3) from None
+    for lora in preset.distillation:  # a fast preset's distillation LoRAs, beside its base weights
+        from huggingface_hub import hf_hub_download
+
+        err.print(f"Downloading {lora.file} from {lora.repo} (rank {lora.rank}, into {lora.into}) ...")
+        try:
+            hf_hub_download(lora.repo, lora.file)
+        except Exception as exc:
+            reason = str(exc).splitlines()[0]
+            raise fail(f"download of {lora.repo}/{lora.file} failed: {reason}", code=3) from None
     out.print(f"{preset.name} ready at {path}", highlight=False)

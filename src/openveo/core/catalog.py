@@ -38,6 +38,17 @@ class Backbone:
 
 
 @dataclass(frozen=True)
+class Distillation:
+    """A distillation LoRA a fast preset fuses into its base weights when it loads."""
+
+    repo: str  # Hugging Face repo id ("tiny": built offline for the tiny presets)
+    file: str
+    rank: int
+    into: str = "transformer"  # Wan 2.2 A14B: the low-noise expert's goes into "transformer_2"
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     family: str  # "wan" | "ltx": decides the pipeline call arguments
@@ -55,6 +66,12 @@ class Preset:
     base: str | None = None  # the preset whose weights this one starts from (a fast preset's base)
     shift: float | None = None  # flow-matching shift for the scheduler, when the model wants one set
     guidance_2: float | None = None  # Wan 2.2 A14B: guidance of the low-noise expert
+    # A distilled preset samples at its publisher's fixed timesteps (engine/samplers.py):
+    # sigma = shift(t / 1000), Euler steps, or DMD's re-noising between steps when `renoise`.
+    timesteps: tuple[float, ...] | None = None
+    renoise: bool = False
+    distillation: tuple[Distillation, ...] = ()
+    source: str = ""  # where the recipe comes from (docs/fast-presets.md)
     durations: tuple[int, ...] = DEFAULT_DURATIONS
     max_steps: int = 100
     tiny: bool = False
@@ -89,6 +106,8 @@ def _sizes(landscape: tuple[int, int], square: int | None = None) -> dict[str, t
 
 
 _WAN: dict[str, Any] = dict(family="wan", pipeline="WanPipeline", frame_multiple=4)
+_LIGHTNING = "lightx2v/Wan2.2-Lightning"
+_LIGHTNING_T2V = "Wan2.2-T2V-A14B-4steps-lora-rank64-Seko-V1.1"
 _LTX: dict[str, Any] = dict(
     family="ltx", pipeline="LTXPipeline", i2v_pipeline="LTXImageToVideoPipeline", frame_multiple=8
 )
@@ -168,6 +187,90 @@ PRESETS: tuple[Preset, ...] = (
         price_per_second=0.04,
         description="LTX-Video 2B, text- and image-to-video, fast; 480p at 24 fps.",
     ),
+    # Fast presets: the publishers' few-step distillations, one pass per step (guidance 1); each
+    # recipe and its source in docs/fast-presets.md.
+    Preset(
+        name="wan2.1-t2v-1.3b-fast",
+        backbone=Backbone("wan", 1536, 30),
+        base="wan2.1-t2v-1.3b",
+        **_WAN,
+        i2v_pipeline=None,
+        repo="FastVideo/FastWan-QAD-1.3B",
+        sizes=_sizes((832, 480)),
+        fps=16,
+        dim_multiple=16,
+        steps=3,
+        guidance=1.0,
+        timesteps=(1000, 757, 522),
+        renoise=True,
+        price_per_second=0.02,
+        source="FastVideo/FastWan-QAD-1.3B model card; FastVideo qad_wan2_1_mixkit/stage2_attn_qat_dmd.yaml",
+        description="Wan 2.1 1.3B, FastVideo's 3-step DMD distill (dense attention), 480p.",
+    ),
+    Preset(
+        name="wan2.2-ti2v-5b-fast",
+        backbone=Backbone("wan", 3072, 30),
+        base="wan2.2-ti2v-5b",
+        **_WAN,
+        i2v_pipeline="WanImageToVideoPipeline",
+        repo="FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers",
+        sizes=_sizes((1280, 704)),
+        fps=24,
+        dim_multiple=32,
+        steps=3,
+        guidance=1.0,
+        timesteps=(1000, 757, 522),
+        renoise=True,
+        price_per_second=0.04,
+        source="FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers card; fastvideo/configs/pipelines/wan.py",
+        description="Wan 2.2 TI2V 5B, FastVideo's 3-step DMD distill (full attention), 720p at 24 fps.",
+    ),
+    Preset(
+        name="wan2.1-t2v-14b-fast",
+        backbone=Backbone("wan", 5120, 40),
+        base="wan2.1-t2v-14b",
+        **_WAN,
+        i2v_pipeline=None,
+        repo="Wan-AI/Wan2.1-T2V-14B-Diffusers",
+        sizes=_sizes((832, 480)),
+        fps=16,
+        dim_multiple=16,
+        steps=4,
+        guidance=1.0,
+        shift=5.0,
+        timesteps=(1000, 750, 500, 250),
+        distillation=(
+            Distillation(
+                "lightx2v/Wan2.1-Distill-Loras", "wan2.1_t2v_14b_lora_rank64_lightx2v_4step.safetensors", 64
+            ),
+        ),
+        price_per_second=0.08,
+        source="ModelTC/LightX2V configs/distill/wan21/wan_t2v_distill_lora_4step_cfg.json",
+        description="Wan 2.1 T2V 14B with LightX2V's 4-step step and CFG distillation LoRA, 480p.",
+    ),
+    Preset(
+        name="wan2.2-t2v-a14b-fast",
+        backbone=Backbone("wan", 5120, 40),
+        base="wan2.2-t2v-a14b",
+        **_WAN,
+        i2v_pipeline=None,
+        repo="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+        sizes=_sizes((1280, 720)),
+        fps=16,
+        dim_multiple=16,
+        steps=4,
+        guidance=1.0,
+        guidance_2=1.0,
+        shift=5.0,
+        timesteps=(1000, 750, 500, 250),
+        distillation=(
+            Distillation(_LIGHTNING, f"{_LIGHTNING_T2V}/high_noise_model.safetensors", 64, "transformer"),
+            Distillation(_LIGHTNING, f"{_LIGHTNING_T2V}/low_noise_model.safetensors", 64, "transformer_2"),
+        ),
+        price_per_second=0.1,
+        source="ModelTC/Wan2.2-Lightning wan/configs/wan_t2v_A14B.py and wan/utils/fm_solvers_euler.py",
+        description="Wan 2.2 T2V A14B with Wan2.2-Lightning's 4-step LoRAs on both experts, 720p.",
+    ),
     # Tiny random-weight pipelines of the real architectures: they make noise, for tests and offline demos.
     Preset(
         name="tiny-wan2.1",
@@ -215,10 +318,50 @@ PRESETS: tuple[Preset, ...] = (
         tiny=True,
         description="Tiny random LTX-Video (test model: abstract noise, not a real model).",
     ),
+    Preset(
+        name="tiny-wan2.1-fast",
+        backbone=Backbone("wan", 24, 2),
+        base="tiny-wan2.1",
+        **_WAN,
+        i2v_pipeline=None,
+        repo="wan2.1",
+        sizes=_sizes((160, 96), square=96),
+        fps=8,
+        dim_multiple=16,
+        steps=3,
+        guidance=1.0,
+        timesteps=(1000, 757, 522),
+        renoise=True,
+        price_per_second=0.005,
+        tiny=True,
+        description="Tiny random Wan 2.1 sampled the FastWan (DMD) way (test model, not a real model).",
+    ),
+    Preset(
+        name="tiny-wan2.2-fast",
+        backbone=Backbone("wan", 24, 2),
+        base="tiny-wan2.2",
+        **_WAN,
+        i2v_pipeline="WanImageToVideoPipeline",
+        repo="wan2.2",
+        sizes=_sizes((160, 96), square=96),
+        fps=8,
+        dim_multiple=32,
+        steps=4,
+        guidance=1.0,
+        shift=5.0,
+        timesteps=(1000, 750, 500, 250),
+        distillation=(Distillation("tiny", "distill-rank8.safetensors", 8),),
+        price_per_second=0.005,
+        tiny=True,
+        description="Tiny random Wan 2.2 with a random distillation LoRA, LightX2V's schedule (test model).",
+    ),
 )
 
 # The model names the wire protocols use; each points at the served model unless configured otherwise.
 PROTOCOL_MODELS = ("veo-2", "veo-2.0-generate-001", "veo-2.0-generate-exp", "sora-2", "sora-2-pro")
+# Google's fast model ids: they run `fast_model` (OPENVEO_FAST_MODEL, a fast preset some worker serves),
+# else the default model, so that they never queue work no worker takes.
+FAST_PROTOCOL_MODELS = ("veo-3.0-fast-generate-001", "veo-3.1-fast-generate-001")
 DEFAULT_MODEL = "wan2.2-ti2v-5b"
 DEFAULT_ALIASES: Mapping[str, str] = MappingProxyType(
     {"tiny": "tiny-wan2.2", **dict.fromkeys(PROTOCOL_MODELS, DEFAULT_MODEL)}
@@ -233,10 +376,17 @@ class Catalog:
         presets: tuple[Preset, ...] = PRESETS,
         aliases: Mapping[str, str] | None = None,
         default_model: str = DEFAULT_MODEL,
+        fast_model: str | None = None,
     ) -> None:
         self.presets = {p.name: p for p in presets}
         self.configured = dict(aliases or {})
-        merged = {**DEFAULT_ALIASES, **dict.fromkeys(PROTOCOL_MODELS, default_model), **self.configured}
+        fast = fast_model or default_model
+        merged = {
+            **DEFAULT_ALIASES,
+            **dict.fromkeys(PROTOCOL_MODELS, default_model),
+            **dict.fromkeys(FAST_PROTOCOL_MODELS, fast),
+            **self.configured,
+        }
         for alias, target in merged.items():
             if target not in self.presets and target not in merged:
                 raise ValueError(f"alias {alias!r} points at unknown model {target!r}")

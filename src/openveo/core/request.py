@@ -122,6 +122,10 @@ def build_request(
     seed, drawn = _seed(fields.get("seed"))
     image = _image(fields.get("image"), preset, catalog, limits.max_image_bytes)
     steps = _optional_int(fields.get("steps"), "steps", 1, preset.max_steps)
+    if steps is not None and preset.timesteps is not None and steps != len(preset.timesteps):
+        raise InvalidRequest(
+            "steps", f"must be {len(preset.timesteps)}: {preset.name} samples at fixed timesteps; got {steps}"
+        )
     guidance = _optional_float(fields.get("guidance"), "guidance", *GUIDANCE_RANGE)
     output_size = _output_size(fields.get("output_size"), aspect)
     uses = _loras(fields.get("loras"), preset, catalog, loras, limits.max_lora_rank)

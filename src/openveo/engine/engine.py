@@ -23,6 +23,7 @@ from openveo.core.request import GenerationRequest
 from openveo.engine.adapters import Adapters, LocateFn
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
+from openveo.engine.samplers import PinnedTimesteps
 from openveo.provenance.identity import Watermark
 from openveo.provenance.watermark import watermark_pattern
 
@@ -208,6 +209,8 @@ class Engine:
                 return tensors
 
             generator = torch.Generator("cpu").manual_seed(seed)  # CPU noise: the same on every device
+            if isinstance(pipe.scheduler, PinnedTimesteps):  # DMD's fresh noise between steps, seeded
+                pipe.scheduler.noise = torch.Generator("cpu").manual_seed(seed ^ 0x5EED)
             with clock.run(), _guided(model, args) as call:
                 try:
                     frames = pipe(**call, generator=generator, callback_on_step_end=on_step_end).frames[0]

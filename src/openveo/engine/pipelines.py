@@ -17,8 +17,9 @@ from openveo.engine import optimize
 from openveo.engine.guidance import BatchedGuidance
 from openveo.engine.parallel import Group
 from openveo.engine.prompts import PromptCache
+from openveo.engine.samplers import PinnedTimesteps
 from openveo.engine.tiny import ensure_tiny
-from openveo.engine.weights import ModelNotAvailable, local_dir, locate
+from openveo.engine.weights import ModelNotAvailable, distillation_file, local_dir, locate
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,32 @@ def load_pipeline(preset: Preset, models_root: Path, dtype: torch.dtype, *, allo
         )
     except OSError as exc:  # missing or partial files, or no network to fetch them
         raise ModelNotAvailable(preset, local_dir(preset, models_root), str(exc).splitlines()[0]) from exc
-    if preset.shift is not None:
+    if preset.timesteps is not None:
+        pipe.scheduler = PinnedTimesteps(preset.timesteps, preset.shift, preset.renoise)
+    elif preset.shift is not None:
         pipe.scheduler = _with_shift(pipe.scheduler, preset.shift)
+    fuse_distillation(preset, pipe, models_root, allow_download=allow_download)
     return pipe
+
+
+def fuse_distillation(preset: Preset, pipe: Any, models_root: Path, *, allow_download: bool) -> None:
+    """Fold a fast preset's distillation LoRAs into the weights they target, once at load: they then
+    cost nothing per step, and requests' own adapters go on top of the distilled model."""
+    for index, lora in enumerate(preset.distillation):
+        path = distillation_file(preset, lora, models_root, allow_download=allow_download)
+        if lora.repo == "tiny" and not path.exists():
+            from openveo.engine.tiny import random_lora, save_lora
+
+            target = getattr(pipe, lora.into)
+            save_lora(random_lora(target, lora.rank, seed=100 + index, key_format="original"), path)
+        name = f"distillation_{index}"
+        pipe.load_lora_weights(
+            str(path), adapter_name=name, load_into_transformer_2=lora.into == "transformer_2"
+        )
+        pipe.fuse_lora(components=[lora.into], lora_scale=lora.scale, adapter_names=[name])
+    if preset.distillation:
+        pipe.unload_lora_weights()  # the fused weights stay; the PEFT layers go
+        log.info("fused %d distillation LoRA(s) into %s", len(preset.distillation), preset.name)
 
 
 def prepare(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from openveo.core.catalog import Preset
+from openveo.core.catalog import Distillation, Preset
 
 
 class ModelNotAvailable(RuntimeError):
@@ -44,6 +44,21 @@ def locate(preset: Preset, models_root: Path) -> WeightsLocation:
     if preset.tiny:  # built on first use, into the models dir
         return WeightsLocation(str(folder), local=True, present=False)
     return WeightsLocation(preset.repo, local=False, present=_in_hf_cache(preset.repo))
+
+
+def distillation_file(preset: Preset, lora: Distillation, models_root: Path, *, allow_download: bool) -> Path:
+    """The distillation LoRA's file: built offline for a tiny preset, else from the Hugging Face
+    cache (fetched when downloads are allowed). Raises `ModelNotAvailable`."""
+    if lora.repo == "tiny":
+        return local_dir(preset, models_root) / "distillation" / lora.file
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(lora.repo, lora.file, local_files_only=not allow_download))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        reason = f"distillation LoRA {lora.repo}/{lora.file} not found ({str(exc).splitlines()[0]})"
+        raise ModelNotAvailable(preset, local_dir(preset, models_root), reason) from exc
 
 
 def _in_hf_cache(repo: str) -> bool:
