@@ -8,7 +8,7 @@ Wan packs 4 frames per latent (4k+1 frames), LTX packs 8 (8k+1).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -112,7 +112,7 @@ _LTX: dict[str, Any] = dict(
     family="ltx", pipeline="LTXPipeline", i2v_pipeline="LTXImageToVideoPipeline", frame_multiple=8
 )
 
-PRESETS: tuple[Preset, ...] = (
+_BASES: tuple[Preset, ...] = (
     Preset(
         name="wan2.1-t2v-1.3b",
         backbone=Backbone("wan", 1536, 30),
@@ -187,90 +187,6 @@ PRESETS: tuple[Preset, ...] = (
         price_per_second=0.04,
         description="LTX-Video 2B, text- and image-to-video, fast; 480p at 24 fps.",
     ),
-    # Fast presets: the publishers' few-step distillations, one pass per step (guidance 1); each
-    # recipe and its source in docs/fast-presets.md.
-    Preset(
-        name="wan2.1-t2v-1.3b-fast",
-        backbone=Backbone("wan", 1536, 30),
-        base="wan2.1-t2v-1.3b",
-        **_WAN,
-        i2v_pipeline=None,
-        repo="FastVideo/FastWan-QAD-1.3B",
-        sizes=_sizes((832, 480)),
-        fps=16,
-        dim_multiple=16,
-        steps=3,
-        guidance=1.0,
-        timesteps=(1000, 757, 522),
-        renoise=True,
-        price_per_second=0.02,
-        source="FastVideo/FastWan-QAD-1.3B model card; FastVideo qad_wan2_1_mixkit/stage2_attn_qat_dmd.yaml",
-        description="Wan 2.1 1.3B, FastVideo's 3-step DMD distill (dense attention), 480p.",
-    ),
-    Preset(
-        name="wan2.2-ti2v-5b-fast",
-        backbone=Backbone("wan", 3072, 30),
-        base="wan2.2-ti2v-5b",
-        **_WAN,
-        i2v_pipeline="WanImageToVideoPipeline",
-        repo="FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers",
-        sizes=_sizes((1280, 704)),
-        fps=24,
-        dim_multiple=32,
-        steps=3,
-        guidance=1.0,
-        timesteps=(1000, 757, 522),
-        renoise=True,
-        price_per_second=0.04,
-        source="FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers card; fastvideo/configs/pipelines/wan.py",
-        description="Wan 2.2 TI2V 5B, FastVideo's 3-step DMD distill (full attention), 720p at 24 fps.",
-    ),
-    Preset(
-        name="wan2.1-t2v-14b-fast",
-        backbone=Backbone("wan", 5120, 40),
-        base="wan2.1-t2v-14b",
-        **_WAN,
-        i2v_pipeline=None,
-        repo="Wan-AI/Wan2.1-T2V-14B-Diffusers",
-        sizes=_sizes((832, 480)),
-        fps=16,
-        dim_multiple=16,
-        steps=4,
-        guidance=1.0,
-        shift=5.0,
-        timesteps=(1000, 750, 500, 250),
-        distillation=(
-            Distillation(
-                "lightx2v/Wan2.1-Distill-Loras", "wan2.1_t2v_14b_lora_rank64_lightx2v_4step.safetensors", 64
-            ),
-        ),
-        price_per_second=0.08,
-        source="ModelTC/LightX2V configs/distill/wan21/wan_t2v_distill_lora_4step_cfg.json",
-        description="Wan 2.1 T2V 14B with LightX2V's 4-step step and CFG distillation LoRA, 480p.",
-    ),
-    Preset(
-        name="wan2.2-t2v-a14b-fast",
-        backbone=Backbone("wan", 5120, 40),
-        base="wan2.2-t2v-a14b",
-        **_WAN,
-        i2v_pipeline=None,
-        repo="Wan-AI/Wan2.2-T2V-A14B-Diffusers",
-        sizes=_sizes((1280, 720)),
-        fps=16,
-        dim_multiple=16,
-        steps=4,
-        guidance=1.0,
-        guidance_2=1.0,
-        shift=5.0,
-        timesteps=(1000, 750, 500, 250),
-        distillation=(
-            Distillation(_LIGHTNING, f"{_LIGHTNING_T2V}/high_noise_model.safetensors", 64, "transformer"),
-            Distillation(_LIGHTNING, f"{_LIGHTNING_T2V}/low_noise_model.safetensors", 64, "transformer_2"),
-        ),
-        price_per_second=0.1,
-        source="ModelTC/Wan2.2-Lightning wan/configs/wan_t2v_A14B.py and wan/utils/fm_solvers_euler.py",
-        description="Wan 2.2 T2V A14B with Wan2.2-Lightning's 4-step LoRAs on both experts, 720p.",
-    ),
     # Tiny random-weight pipelines of the real architectures: they make noise, for tests and offline demos.
     Preset(
         name="tiny-wan2.1",
@@ -318,44 +234,87 @@ PRESETS: tuple[Preset, ...] = (
         tiny=True,
         description="Tiny random LTX-Video (test model: abstract noise, not a real model).",
     ),
-    Preset(
-        name="tiny-wan2.1-fast",
-        backbone=Backbone("wan", 24, 2),
-        base="tiny-wan2.1",
-        **_WAN,
-        i2v_pipeline=None,
-        repo="wan2.1",
-        sizes=_sizes((160, 96), square=96),
-        fps=8,
-        dim_multiple=16,
-        steps=3,
-        guidance=1.0,
-        timesteps=(1000, 757, 522),
-        renoise=True,
-        price_per_second=0.005,
-        tiny=True,
-        description="Tiny random Wan 2.1 sampled the FastWan (DMD) way (test model, not a real model).",
+)
+
+
+def _fast(base: str, name: str, description: str, **recipe: Any) -> Preset:
+    """A fast preset: its base's model (shape, sizes, fps, pipelines) with a distillation recipe,
+    one transformer pass per step (guidance 1 on every expert)."""
+    of = next(p for p in _BASES if p.name == base)
+    guidance_2 = None if of.guidance_2 is None else 1.0
+    return replace(
+        of, name=name, base=base, guidance=1.0, guidance_2=guidance_2, description=description, **recipe
+    )
+
+
+_DMD = dict(steps=3, timesteps=(1000, 757, 522), renoise=True, shift=None)  # FastWan
+_LIGHTX2V = dict(steps=4, timesteps=(1000, 750, 500, 250), shift=5.0)  # LightX2V, Wan2.2-Lightning
+
+# Fast presets: the publishers' few-step distillations; each recipe and its source in
+# docs/fast-presets.md, and checked against them in tests/engine/test_fast.py.
+PRESETS: tuple[Preset, ...] = (
+    *_BASES,
+    _fast(
+        "wan2.1-t2v-1.3b",
+        "wan2.1-t2v-1.3b-fast",
+        "Wan 2.1 1.3B, FastVideo's 3-step DMD distill (dense attention), 480p.",
+        repo="FastVideo/FastWan-QAD-1.3B",
+        price_per_second=0.02,
+        source="FastVideo/FastWan-QAD-1.3B model card; FastVideo qad_wan2_1_mixkit/stage2_attn_qat_dmd.yaml",
+        **_DMD,
     ),
-    Preset(
-        name="tiny-wan2.2-fast",
-        backbone=Backbone("wan", 24, 2),
-        base="tiny-wan2.2",
-        **_WAN,
-        i2v_pipeline="WanImageToVideoPipeline",
-        repo="wan2.2",
-        sizes=_sizes((160, 96), square=96),
-        fps=8,
-        dim_multiple=32,
-        steps=4,
-        guidance=1.0,
-        shift=5.0,
-        timesteps=(1000, 750, 500, 250),
+    _fast(
+        "wan2.2-ti2v-5b",
+        "wan2.2-ti2v-5b-fast",
+        "Wan 2.2 TI2V 5B, FastVideo's 3-step DMD distill (full attention), 720p at 24 fps.",
+        repo="FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers",
+        price_per_second=0.04,
+        source="FastVideo/FastWan2.2-TI2V-5B-FullAttn-Diffusers card; fastvideo/configs/pipelines/wan.py",
+        **_DMD,
+    ),
+    _fast(
+        "wan2.1-t2v-14b",
+        "wan2.1-t2v-14b-fast",
+        "Wan 2.1 T2V 14B with LightX2V's 4-step step and CFG distillation LoRA, 480p.",
+        sizes=_sizes((832, 480)),  # the LoRA's training size (LightX2V's config)
+        distillation=(
+            Distillation(
+                "lightx2v/Wan2.1-Distill-Loras", "wan2.1_t2v_14b_lora_rank64_lightx2v_4step.safetensors", 64
+            ),
+        ),
+        price_per_second=0.08,
+        source="ModelTC/LightX2V configs/distill/wan21/wan_t2v_distill_lora_4step_cfg.json",
+        **_LIGHTX2V,
+    ),
+    _fast(
+        "wan2.2-t2v-a14b",
+        "wan2.2-t2v-a14b-fast",
+        "Wan 2.2 T2V A14B with Wan2.2-Lightning's 4-step LoRAs on both experts, 720p.",
+        distillation=(
+            Distillation(_LIGHTNING, f"{_LIGHTNING_T2V}/high_noise_model.safetensors", 64, "transformer"),
+            Distillation(_LIGHTNING, f"{_LIGHTNING_T2V}/low_noise_model.safetensors", 64, "transformer_2"),
+        ),
+        price_per_second=0.1,
+        source="ModelTC/Wan2.2-Lightning wan/configs/wan_t2v_A14B.py and wan/utils/fm_solvers_euler.py",
+        **_LIGHTX2V,
+    ),
+    _fast(
+        "tiny-wan2.1",
+        "tiny-wan2.1-fast",
+        "Tiny random Wan 2.1 sampled the FastWan (DMD) way (test model, not a real model).",
+        price_per_second=0.005,
+        **_DMD,
+    ),
+    _fast(
+        "tiny-wan2.2",
+        "tiny-wan2.2-fast",
+        "Tiny random Wan 2.2 with a random distillation LoRA, LightX2V's schedule (test model).",
         distillation=(Distillation("tiny", "distill-rank8.safetensors", 8),),
         price_per_second=0.005,
-        tiny=True,
-        description="Tiny random Wan 2.2 with a random distillation LoRA, LightX2V's schedule (test model).",
+        **_LIGHTX2V,
     ),
 )
+
 
 # The model names the wire protocols use; each points at the served model unless configured otherwise.
 PROTOCOL_MODELS = ("veo-2", "veo-2.0-generate-001", "veo-2.0-generate-exp", "sora-2", "sora-2-pro")
