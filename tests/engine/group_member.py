@@ -42,7 +42,7 @@ def _member(world: int, models_dir: str, out: str, model_name: str) -> None:
         raise AssertionError("not canceled")
     except Canceled:
         pass
-    latents = capture_latents(model.text_to_video)
+    latents = capture_latents(model.pipe)
     generation = engine.generate(short_request(model_name, steps=3))
     engine.release_followers()
     np.save(Path(out) / "frames.npy", generation.videos[0])

@@ -25,6 +25,14 @@ DIM_MULTIPLE = {
     "wan2.2-ti2v-5b-fast": 32,
     "tiny-wan2.1-fast": 16,
     "tiny-wan2.2-fast": 32,
+    "wan2.1-i2v-14b-480p": 16,
+    "wan2.1-i2v-14b-480p-fast": 16,
+    "wan2.2-i2v-a14b": 16,
+    "wan2.2-i2v-a14b-fast": 16,
+    "tiny-wan2.1-i2v": 16,
+    "tiny-wan2.1-i2v-fast": 16,
+    "tiny-wan2.2-a14b": 16,
+    "tiny-wan2.2-a14b-fast": 16,
 }
 
 

@@ -26,7 +26,7 @@ def engine_with(settings: Settings, catalog, **speed) -> Engine:
 def test_exact_path_matches_plain_diffusers(settings, catalog, model):
     request = short_request(model)
     engine = engine_with(settings, catalog)
-    latents = capture_latents(engine.load(model).text_to_video)
+    latents = capture_latents(engine.load(model).pipe)
     ours = engine.generate(request).videos[0]
     reference = baseline(settings, request)
     reference.assert_matches(latents[0])
@@ -38,7 +38,7 @@ def test_exact_path_matches_plain_diffusers(settings, catalog, model):
 def test_image_to_video_matches_plain_diffusers(settings, catalog):
     request = short_request("tiny-wan2.2", image=png_bytes(200, 120))
     engine = engine_with(settings, catalog)
-    latents = capture_latents(engine.load("tiny-wan2.2").text_to_video)
+    latents = capture_latents(engine.load("tiny-wan2.2").pipe)
     ours = engine.generate(request).videos[0]
     reference = baseline(settings, request)
     reference.assert_matches(latents[0])
@@ -55,7 +55,7 @@ def test_guidance_passes_run_as_one_batch(settings, catalog):
         model.denoisers[0].blocks[0].register_forward_pre_hook(
             lambda _m, a, seen=batches: seen.append(a[0].shape[0])
         )
-        latents = capture_latents(model.text_to_video)
+        latents = capture_latents(model.pipe)
         engine.generate(request)
         assert batches == expected  # batched: prompt and negative prompt together, once per step
         reference.assert_matches(latents[0])
@@ -63,7 +63,7 @@ def test_guidance_passes_run_as_one_batch(settings, catalog):
 
 def test_prompt_embeddings_are_reused(settings, catalog):
     engine = engine_with(settings, catalog)
-    encoder = engine.load("tiny-wan2.2").text_to_video.text_encoder
+    encoder = engine.load("tiny-wan2.2").pipe.text_encoder
     calls: list[int] = []
     encoder.register_forward_pre_hook(lambda *_: calls.append(1))
     first = engine.generate(short_request("tiny-wan2.2", steps=2))
@@ -147,7 +147,7 @@ def test_compiled_engine_is_warmed_for_every_served_shape(settings, catalog):
     graphs = counters["stats"]["unique_graphs"]
     assert graphs > 0
     request = short_request("tiny-wan2.2", duration_s=5, aspect_ratio="9:16", steps=3)
-    latents = capture_latents(engine.load("tiny-wan2.2").text_to_video)
+    latents = capture_latents(engine.load("tiny-wan2.2").pipe)
     engine.generate(request)
     assert counters["stats"]["unique_graphs"] == graphs  # no new graph: the warm-up covered this shape
     baseline(settings, request).assert_matches(latents[0])

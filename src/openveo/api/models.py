@@ -46,6 +46,7 @@ def _model_json(preset: Preset, aliases: list[str], workers: int, default: bool)
         "durations": list(preset.durations),
         "aspect_ratios": {ratio: f"{w}x{h}" for ratio, (w, h) in preset.sizes.items()},
         "fps": preset.fps,
+        "text_to_video": preset.supports_text,
         "image_to_video": preset.supports_image,
         "price_per_second": preset.price_per_second,
         "test_model": preset.tiny,

@@ -32,6 +32,7 @@ from openveo.core.request import GenerationRequest
 from openveo.engine.engine import Engine, StageClock, to_uint8
 from openveo.engine.optimize import UnsupportedMode
 from openveo.engine.pipelines import LoadedModel, prepare, resolve_device
+from openveo.engine.samplers import PinnedTimesteps
 from openveo.engine.tiny import BUILDERS
 from openveo.engine.video import write_mp4
 
@@ -39,7 +40,11 @@ PROMPT = "A red fox runs through fresh snow at dawn, cinematic, shallow depth of
 WARM_UP_PROMPT = "warm-up"
 NEGATIVE = "blurry, low quality, static, distorted"
 STAGES = ("text_encoding", "denoising", "vae_decode", "mp4_encode")
-MODES = ("exact", "first-block", "taylorseer", "fp8")
+MODES = ("exact", "first-block", "taylorseer", "fast", "fp8")
+# The fast tier's sampling (LightX2V's 4-step recipe, docs/fast-presets.md) on the same network: one
+# pass per step at pinned timesteps, no guidance. A fused distillation LoRA leaves the network's
+# arithmetic as it is, so random weights time it exactly; its frames are another model's, so no PSNR.
+FAST_RECIPE = Catalog().resolve("wan2.1-t2v-14b-fast")
 
 # umT5-XXL, Wan's text encoder (google/umt5-xxl encoder half).
 UMT5_XXL: dict[str, Any] = dict(
@@ -253,16 +258,18 @@ class Bench:
         model = prepare(_preset(self.case), pipe, self.device, self.settings)
         return self.run_engine(model, "openveo"), model
 
-    def run_engine(self, model: LoadedModel, mode: str) -> Run:
+    def run_engine(
+        self, model: LoadedModel, mode: str, steps: int | None = None, guidance: float | None = None
+    ) -> Run:
         engine = Engine(self.settings, Catalog())
         engine.adopt(model)
         request = GenerationRequest(
             prompt=PROMPT, negative_prompt=NEGATIVE, model=model.preset.name, seed=self.case.seed,
-            steps=self.case.steps, guidance=self.case.guidance,
+            steps=steps or self.case.steps, guidance=self.case.guidance if guidance is None else guidance,
         )  # fmt: skip
         # Warm-up (compiles, when compile is on) with another prompt: the timed run then finds only the
         # negative prompt cached, as a service's next job would.
-        engine.generate(replace(request, prompt=WARM_UP_PROMPT, steps=2))
+        engine.generate(replace(request, prompt=WARM_UP_PROMPT, steps=request.steps if steps else 2))
         if model.prompts is not None:
             model.prompts.discard(PROMPT)
 
@@ -270,11 +277,11 @@ class Bench:
             generation = engine.generate(request)
             return generation.videos[0], generation.timings
 
-        run, _ = self._timed(mode, generate)
+        run, _ = self._timed(mode, generate, request.steps or self.case.steps)
         return run
 
     def _timed(
-        self, mode: str, make: Callable[[], tuple[np.ndarray, dict[str, float]]]
+        self, mode: str, make: Callable[[], tuple[np.ndarray, dict[str, float]]], steps: int | None = None
     ) -> tuple[Run, np.ndarray]:
         """Run `make` (frames and their stage timings), encode its frames, and time it all."""
         if self.device.type == "cuda":
@@ -291,10 +298,10 @@ class Bench:
         timings["mp4_encode"] = ended - encode_started
         timings["end_to_end"] = ended - started
         run = Run(mode, {k: round(v, 4) for k, v in timings.items()})
-        run.seconds_per_step = round(timings["denoising"] / self.case.steps, 4)
+        run.seconds_per_step = round(timings["denoising"] / (steps or self.case.steps), 4)
         if self.device.type == "cuda":
             run.peak_memory_gib = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 2)
-        if self.baseline_frames is not None:
+        if self.baseline_frames is not None and mode != "fast":
             run.psnr_db = psnr(self.baseline_frames, frames)
         return run, frames
 
@@ -346,6 +353,15 @@ def _mode_run(bench: Bench, model: LoadedModel, mode: str) -> Run:
     from openveo.core.modes import parse_step_cache
     from openveo.engine import optimize
 
+    if mode == "fast":
+        pipe, scheduler = model.pipe, model.pipe.scheduler
+        recipe = FAST_RECIPE
+        assert recipe.timesteps is not None
+        pipe.scheduler = PinnedTimesteps(recipe.timesteps, recipe.shift, recipe.renoise)
+        try:
+            return bench.run_engine(model, mode, steps=recipe.steps, guidance=recipe.guidance)
+        finally:
+            pipe.scheduler = scheduler
     if mode == "fp8":
         optimize.quantize_fp8(
             model.denoisers, bench.device, bench.settings.offload

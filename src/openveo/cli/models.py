@@ -27,7 +27,9 @@ def models_list(data_dir: DataDir = None) -> None:
         weights = "present" if where.present else "built on first use" if preset.tiny else "missing"
         sizes = ", ".join(f"{a} {w}x{h}" for a, (w, h) in preset.sizes.items())
         frames = "-".join(str(preset.frames_for(d)) for d in (preset.durations[0], preset.durations[-1]))
-        modes = "text, image" if preset.supports_image else "text"
+        modes = ", ".join(
+            m for m, on in (("text", preset.supports_text), ("image", preset.supports_image)) if on
+        )
         table.add_row(
             preset.name + (" (test)" if preset.tiny else ""),
             modes,

@@ -146,8 +146,12 @@ def bench(
     tiny: Annotated[bool, typer.Option(help="Measure the tiny architectures (runs on a CPU).")] = False,
     steps: Annotated[int | None, typer.Option(min=1, help="Denoising steps (default 50; tiny: 4).")] = None,
     modes: Annotated[
-        str, typer.Option(help="Runs after baseline and openveo: first-block, taylorseer, fp8 (comma list).")
-    ] = "first-block,taylorseer,fp8",
+        str,
+        typer.Option(
+            help="Runs after baseline and openveo (comma list): first-block, taylorseer, fast (the fast "
+            "tier's 4-step unguided sampling on the same network), fp8."
+        ),
+    ] = "first-block,taylorseer,fast,fp8",
     out_dir: Annotated[Path, typer.Option("--out", help="Where the JSON and markdown go.")] = Path(
         "bench/results"
     ),

@@ -52,7 +52,7 @@ class Distillation:
 class Preset:
     name: str
     family: str  # "wan" | "ltx": decides the pipeline call arguments
-    pipeline: str  # diffusers class for text-to-video
+    pipeline: str  # diffusers class loaded from the weights: text-to-video, or image-to-video if needs_image
     i2v_pipeline: str | None  # diffusers class for image-to-video on the same weights; None = unsupported
     repo: str  # Hugging Face repo id (tiny presets: the architecture name they are built from)
     sizes: Mapping[str, tuple[int, int]]  # aspect ratio → (width, height), the model's native sizes
@@ -66,6 +66,7 @@ class Preset:
     base: str | None = None  # the preset whose weights this one starts from (a fast preset's base)
     shift: float | None = None  # flow-matching shift for the scheduler, when the model wants one set
     guidance_2: float | None = None  # Wan 2.2 A14B: guidance of the low-noise expert
+    boundary: float | None = None  # Wan 2.2 A14B: the high-noise expert runs while t >= boundary x 1000
     # A distilled preset samples at its publisher's fixed timesteps (engine/samplers.py):
     # sigma = shift(t / 1000), Euler steps, or DMD's re-noising between steps when `renoise`.
     timesteps: tuple[float, ...] | None = None
@@ -73,6 +74,7 @@ class Preset:
     distillation: tuple[Distillation, ...] = ()
     source: str = ""  # where the recipe comes from (docs/fast-presets.md)
     durations: tuple[int, ...] = DEFAULT_DURATIONS
+    needs_image: bool = False  # an image-to-video model only (Wan 2.1 I2V, Wan 2.2 I2V A14B)
     max_steps: int = 100
     tiny: bool = False
     description: str = ""
@@ -84,6 +86,11 @@ class Preset:
     @property
     def supports_image(self) -> bool:
         return self.i2v_pipeline is not None
+
+    @property
+    def supports_text(self) -> bool:
+        """Makes a video from the prompt alone (an image-to-video-only model needs a first frame)."""
+        return not self.needs_image
 
     def size_for(self, aspect_ratio: str) -> tuple[int, int]:
         return self.sizes[aspect_ratio]
@@ -108,6 +115,15 @@ def _sizes(landscape: tuple[int, int], square: int | None = None) -> dict[str, t
 _WAN: dict[str, Any] = dict(family="wan", pipeline="WanPipeline", frame_multiple=4)
 _LIGHTNING = "lightx2v/Wan2.2-Lightning"
 _LIGHTNING_T2V = "Wan2.2-T2V-A14B-4steps-lora-rank64-Seko-V1.1"
+_LIGHTNING_I2V = "Wan2.2-I2V-A14B-4steps-lora-rank64-Seko-V1"
+# Image-to-video only: the transformer takes the first frame's latents beside the noise (36 channels).
+_WAN_I2V: dict[str, Any] = dict(
+    family="wan",
+    pipeline="WanImageToVideoPipeline",
+    i2v_pipeline="WanImageToVideoPipeline",
+    needs_image=True,
+    frame_multiple=4,
+)
 _LTX: dict[str, Any] = dict(
     family="ltx", pipeline="LTXPipeline", i2v_pipeline="LTXImageToVideoPipeline", frame_multiple=8
 )
@@ -170,9 +186,40 @@ _BASES: tuple[Preset, ...] = (
         steps=40,
         guidance=4.0,
         guidance_2=3.0,
+        boundary=0.875,
         shift=12.0,
         price_per_second=0.3,
         description="Wan 2.2 text-to-video, two 14B experts (high/low noise), 720p.",
+    ),
+    Preset(
+        name="wan2.1-i2v-14b-480p",
+        backbone=Backbone("wan", 5120, 40),
+        **_WAN_I2V,
+        repo="Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+        sizes=_sizes((832, 480)),
+        fps=16,
+        dim_multiple=16,
+        steps=40,
+        guidance=5.0,
+        shift=3.0,
+        price_per_second=0.25,
+        description="Wan 2.1 image-to-video 14B, 480p (an image is required).",
+    ),
+    Preset(
+        name="wan2.2-i2v-a14b",
+        backbone=Backbone("wan", 5120, 40),
+        **_WAN_I2V,
+        repo="Wan-AI/Wan2.2-I2V-A14B-Diffusers",
+        sizes=_sizes((1280, 720)),
+        fps=16,
+        dim_multiple=16,
+        steps=40,
+        guidance=3.5,
+        guidance_2=3.5,
+        boundary=0.9,
+        shift=5.0,
+        price_per_second=0.3,
+        description="Wan 2.2 image-to-video, two 14B experts (high/low noise), 720p (an image is required).",
     ),
     Preset(
         name="ltx-video",
@@ -219,6 +266,39 @@ _BASES: tuple[Preset, ...] = (
         price_per_second=0.01,
         tiny=True,
         description="Tiny random Wan 2.2 TI2V (test model: abstract noise, not a real model).",
+    ),
+    Preset(
+        name="tiny-wan2.1-i2v",
+        backbone=Backbone("wan", 24, 2),
+        **_WAN_I2V,
+        repo="wan2.1-i2v",
+        sizes=_sizes((160, 96), square=96),
+        fps=8,
+        dim_multiple=16,
+        steps=4,
+        guidance=5.0,
+        shift=3.0,
+        price_per_second=0.01,
+        tiny=True,
+        description="Tiny random Wan 2.1 I2V with its CLIP image encoder (test model, not a real model).",
+    ),
+    Preset(
+        name="tiny-wan2.2-a14b",
+        backbone=Backbone("wan", 24, 2),
+        **_WAN,
+        i2v_pipeline=None,
+        repo="wan2.2-a14b",
+        sizes=_sizes((160, 96), square=96),
+        fps=8,
+        dim_multiple=16,
+        steps=4,
+        guidance=4.0,
+        guidance_2=3.0,
+        boundary=0.875,
+        shift=12.0,
+        price_per_second=0.01,
+        tiny=True,
+        description="Tiny random Wan 2.2 A14B layout, two experts (test model, not a real model).",
     ),
     Preset(
         name="tiny-ltx",
@@ -299,6 +379,31 @@ PRESETS: tuple[Preset, ...] = (
         **_LIGHTX2V,
     ),
     _fast(
+        "wan2.1-i2v-14b-480p",
+        "wan2.1-i2v-14b-480p-fast",
+        "Wan 2.1 I2V 14B with LightX2V's 4-step step and CFG distillation LoRA, 480p (an image is required).",
+        distillation=(
+            Distillation(
+                "lightx2v/Wan2.1-Distill-Loras", "wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors", 64
+            ),
+        ),
+        price_per_second=0.08,
+        source="ModelTC/LightX2V configs/distill/wan21/wan_i2v_distill_lora_4step_cfg.json",
+        **_LIGHTX2V,
+    ),
+    _fast(
+        "wan2.2-i2v-a14b",
+        "wan2.2-i2v-a14b-fast",
+        "Wan 2.2 I2V A14B with Wan2.2-Lightning's 4-step LoRAs on both experts, 720p (an image is required).",
+        distillation=(
+            Distillation(_LIGHTNING, f"{_LIGHTNING_I2V}/high_noise_model.safetensors", 64, "transformer"),
+            Distillation(_LIGHTNING, f"{_LIGHTNING_I2V}/low_noise_model.safetensors", 64, "transformer_2"),
+        ),
+        price_per_second=0.1,
+        source="ModelTC/Wan2.2-Lightning wan/configs/wan_i2v_A14B.py and wan/utils/fm_solvers_euler.py",
+        **_LIGHTX2V,
+    ),
+    _fast(
         "tiny-wan2.1",
         "tiny-wan2.1-fast",
         "Tiny random Wan 2.1 sampled the FastWan (DMD) way (test model, not a real model).",
@@ -313,14 +418,39 @@ PRESETS: tuple[Preset, ...] = (
         price_per_second=0.005,
         **_LIGHTX2V,
     ),
+    _fast(
+        "tiny-wan2.1-i2v",
+        "tiny-wan2.1-i2v-fast",
+        "Tiny random Wan 2.1 I2V with a random distillation LoRA, LightX2V's schedule (test model).",
+        distillation=(Distillation("tiny", "distill-rank8.safetensors", 8),),
+        price_per_second=0.005,
+        **_LIGHTX2V,
+    ),
+    _fast(
+        "tiny-wan2.2-a14b",
+        "tiny-wan2.2-a14b-fast",
+        "Tiny random two-expert Wan 2.2 with random LoRAs fused into both experts (test model).",
+        distillation=(
+            Distillation("tiny", "high-rank8.safetensors", 8, "transformer"),
+            Distillation("tiny", "low-rank4.safetensors", 4, "transformer_2"),
+        ),
+        price_per_second=0.005,
+        **_LIGHTX2V,
+    ),
 )
 
 
 # The model names the wire protocols use; each points at the served model unless configured otherwise.
 PROTOCOL_MODELS = ("veo-2", "veo-2.0-generate-001", "veo-2.0-generate-exp", "sora-2", "sora-2-pro")
-# Google's fast model ids: they run `fast_model` (OPENVEO_FAST_MODEL, a fast preset some worker serves),
-# else the default model, so that they never queue work no worker takes.
-FAST_PROTOCOL_MODELS = ("veo-3.0-fast-generate-001", "veo-3.1-fast-generate-001")
+# Google's fast model ids and Segmind's fast slugs (segmind.com/models/veo-3-fast, veo-3.1-fast): they run
+# `fast_model` (OPENVEO_FAST_MODEL, a fast preset some worker serves), else the default model, so that
+# they never queue work no worker takes.
+FAST_PROTOCOL_MODELS = (
+    "veo-3.0-fast-generate-001",
+    "veo-3.1-fast-generate-001",
+    "veo-3-fast",
+    "veo-3.1-fast",
+)
 DEFAULT_MODEL = "wan2.2-ti2v-5b"
 DEFAULT_ALIASES: Mapping[str, str] = MappingProxyType(
     {"tiny": "tiny-wan2.2", **dict.fromkeys(PROTOCOL_MODELS, DEFAULT_MODEL)}

@@ -246,6 +246,12 @@ def _seed(value: Any) -> tuple[int, bool]:
 
 def _image(value: Any, preset: Preset, catalog: Catalog, max_bytes: int) -> bytes | None:
     if value is None or value == b"":
+        if preset.needs_image:
+            text_models = ", ".join(p.name for p in catalog.presets.values() if p.supports_text)
+            raise InvalidRequest(
+                "image",
+                f"is required: {preset.name} makes video from an image; text-to-video models: {text_models}",
+            )
         return None
     if not preset.supports_image:
         image_models = ", ".join(p.name for p in catalog.presets.values() if p.supports_image)

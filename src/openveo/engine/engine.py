@@ -96,7 +96,7 @@ class Engine:
         name = model.preset.name
         if name not in self._adapters:
             budget = int(self.settings.lora_cache_gib * 2**30)
-            self._adapters[name] = Adapters(model.text_to_video, self._lora_file, budget)
+            self._adapters[name] = Adapters(model.pipe, self._lora_file, budget)
         return self._adapters[name]
 
     def held_loras(self) -> set[str]:
@@ -183,7 +183,7 @@ class Engine:
         # bytes run there (on the GPU when there is one), and only the finished uint8 frames move.
         args["output_type"] = "pt" if decode else "latent"
         self.adapters(model).activate(request.loras)
-        pipe = model.text_to_video
+        pipe = model.pipe
         if request.image is not None:
             pipe = model.image_to_video
             args["image"] = fit_image(request.image, width, height)
@@ -248,8 +248,9 @@ def _guided(model: LoadedModel, args: dict) -> Iterator[dict]:
         yield args
         return
     call = {k: v for k, v in args.items() if k not in ("prompt", "negative_prompt")}
-    call.update(model.prompts.arguments(args["prompt"], args["negative_prompt"]))
-    if args["guidance_scale"] > 1:
+    guided = args["guidance_scale"] > 1  # diffusers' rule: guidance 1 runs no unconditional pass
+    call.update(model.prompts.arguments(args["prompt"], args["negative_prompt"], guided))
+    if guided:
         for guidance in model.guidance:
             guidance.expect(call["prompt_embeds"], call["negative_prompt_embeds"])
     try:
@@ -339,7 +340,7 @@ class StageClock:
     @contextmanager
     def run(self) -> Iterator[None]:
         self._denoise_started = None
-        encoder = self.model.text_to_video.text_encoder
+        encoder = self.model.pipe.text_encoder
         handles = [
             encoder.register_forward_pre_hook(self._text_pre),
             encoder.register_forward_hook(self._text_post),

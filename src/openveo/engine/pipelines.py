@@ -29,7 +29,7 @@ class LoadedModel:
     """A resident pipeline; the image-to-video one shares its modules (no second copy of weights)."""
 
     preset: Preset
-    text_to_video: Any
+    pipe: Any  # the pipeline loaded from the weights: text-to-video, or image-to-video if needs_image
     image_to_video: Any | None
     device: torch.device
     dtype: torch.dtype
@@ -40,7 +40,7 @@ class LoadedModel:
     @property
     def denoisers(self) -> list[Any]:
         """The transformers that denoise (Wan 2.2 A14B has two experts); diffusers models, typed loosely."""
-        pipe = self.text_to_video
+        pipe = self.pipe
         return [m for m in (getattr(pipe, "transformer", None), getattr(pipe, "transformer_2", None)) if m]
 
 
@@ -89,6 +89,10 @@ def load_pipeline(preset: Preset, models_root: Path, dtype: torch.dtype, *, allo
         )
     except OSError as exc:  # missing or partial files, or no network to fetch them
         raise ModelNotAvailable(preset, local_dir(preset, models_root), str(exc).splitlines()[0]) from exc
+    if (
+        preset.boundary is not None
+    ):  # the catalog's, checked against the publisher's (tests/engine/test_fast.py)
+        pipe.register_to_config(boundary_ratio=preset.boundary)
     if preset.timesteps is not None:
         pipe.scheduler = PinnedTimesteps(preset.timesteps, preset.shift, preset.renoise)
     elif preset.shift is not None:
@@ -144,7 +148,9 @@ def prepare(
     if preset.family == "wan" and (settings.batch_cfg or cfg_split is not None):
         model.guidance = [BatchedGuidance(d, cfg_split, group.cfg_rank if group else 0) for d in denoisers]
     pipe.set_progress_bar_config(disable=True)
-    if preset.i2v_pipeline:
+    if preset.needs_image:
+        model.image_to_video = pipe
+    elif preset.i2v_pipeline:
         model.image_to_video = getattr(diffusers, preset.i2v_pipeline).from_pipe(pipe)
         model.image_to_video.set_progress_bar_config(disable=True)
     return model

@@ -23,13 +23,18 @@ class PromptCache:
         self.max_length = inspect.signature(pipe.__call__).parameters["max_sequence_length"].default
         self._entries: OrderedDict[str, tuple[torch.Tensor, torch.Tensor | None]] = OrderedDict()
 
-    def arguments(self, prompt: str, negative_prompt: str | None) -> dict[str, Any]:
-        """Pipeline call arguments that replace `prompt` and `negative_prompt` with their embeddings."""
+    def arguments(self, prompt: str, negative_prompt: str | None, guided: bool = True) -> dict[str, Any]:
+        """Pipeline call arguments that replace `prompt` and `negative_prompt` with their embeddings.
+        Unguided (guidance 1: the fast presets), the negative prompt is never used, so never encoded."""
         positive, positive_mask = self._encoded(prompt)
-        negative, negative_mask = self._encoded(negative_prompt or "")  # the pipelines' own default
-        args: dict[str, Any] = {"prompt_embeds": positive, "negative_prompt_embeds": negative}
+        args: dict[str, Any] = {"prompt_embeds": positive}
         if positive_mask is not None:  # LTX attends with the text's padding mask
-            args |= {"prompt_attention_mask": positive_mask, "negative_prompt_attention_mask": negative_mask}
+            args["prompt_attention_mask"] = positive_mask
+        if guided:
+            negative, negative_mask = self._encoded(negative_prompt or "")  # the pipelines' own default
+            args["negative_prompt_embeds"] = negative
+            if negative_mask is not None:
+                args["negative_prompt_attention_mask"] = negative_mask
         return args
 
     def discard(self, text: str) -> None:

@@ -7,6 +7,7 @@ in seconds on a CPU. Their weights are random: the videos are abstract noise, ne
 
 from __future__ import annotations
 
+import os
 import shutil
 import string
 import tempfile
@@ -56,12 +57,14 @@ def _text_encoder(kind: str, vocab_size: int):
 
 
 def _wan(version: str):
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    """The Wan layouts: "2.1" (T2V, 16-channel latents, 8x VAE), "2.2" (TI2V-5B: 48 channels, 16x VAE,
+    per-token timesteps), "2.1-i2v" (the first frame's latents and a mask beside the noise, 36 channels
+    in, and CLIP image features through extra cross-attention keys), "2.2-a14b" (the 2.1 layout with a
+    high-noise and a low-noise expert, switching at t = 875, as Wan2.2-T2V-A14B does)."""
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanPipeline
 
     tokenizer = build_tokenizer()
-    if (
-        version == "2.2"
-    ):  # TI2V-5B layout: 48-channel latents, 16x spatial VAE (patchified), per-token timesteps
+    if version == "2.2":
         vae = AutoencoderKLWan(
             base_dim=12,
             z_dim=48,
@@ -78,7 +81,7 @@ def _wan(version: str):
             temperal_downsample=[False, True, True],
         )
         channels, shift, expand = 48, 5.0, True
-    else:  # 2.1 layout: 16-channel latents, 8x spatial VAE
+    else:
         vae = AutoencoderKLWan(
             base_dim=12,
             z_dim=16,
@@ -86,22 +89,46 @@ def _wan(version: str):
             num_res_blocks=1,
             temperal_downsample=[False, True, True],
         )
-        channels, shift, expand = 16, 3.0, False
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=channels,
-        out_channels=channels,
-        text_dim=TEXT_DIM,
-        freq_dim=32,
-        ffn_dim=32,
-        num_layers=2,
-        rope_max_seq_len=64,
-    )
+        channels, shift, expand = 16, 12.0 if version == "2.2-a14b" else 3.0, False
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift
     )
+    # Built in this order (VAE, transformers, text encoder) so that the seed gives every layout the
+    # weights it has always had.
+    if version == "2.1-i2v":
+        from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+
+        clip = CLIPVisionConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            projection_dim=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        )
+        transformer = _wan_transformer(in_channels=36, out_channels=16, image_dim=16)
+        return WanImageToVideoPipeline(
+            tokenizer=tokenizer,
+            text_encoder=_text_encoder("umt5", len(tokenizer)),
+            vae=vae,
+            transformer=transformer,
+            scheduler=scheduler,
+            image_encoder=CLIPVisionModel(clip),
+            image_processor=CLIPImageProcessor(crop_size=32, size=32),
+        )
+    if version == "2.2-a14b":
+        high, low = _wan_transformer(channels, channels), _wan_transformer(channels, channels)
+        return WanPipeline(
+            tokenizer=tokenizer,
+            text_encoder=_text_encoder("umt5", len(tokenizer)),
+            vae=vae,
+            transformer=high,
+            transformer_2=low,
+            scheduler=scheduler,
+            boundary_ratio=0.875,
+        )
+    transformer = _wan_transformer(channels, channels)
     return WanPipeline(
         tokenizer=tokenizer,
         text_encoder=_text_encoder("umt5", len(tokenizer)),
@@ -109,6 +136,26 @@ def _wan(version: str):
         transformer=transformer,
         scheduler=scheduler,
         expand_timesteps=expand,
+    )
+
+
+def _wan_transformer(in_channels: int, out_channels: int, image_dim: int | None = None):
+    from diffusers import WanTransformer3DModel
+
+    heads, head_dim = 2, 12
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=heads,
+        attention_head_dim=head_dim,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        text_dim=TEXT_DIM,
+        freq_dim=32,
+        ffn_dim=32,
+        num_layers=2,
+        rope_max_seq_len=64,
+        image_dim=image_dim,
+        added_kv_proj_dim=heads * head_dim if image_dim else None,
     )
 
 
@@ -157,6 +204,8 @@ def _ltx():
 BUILDERS: dict[str, Callable[[], Any]] = {
     "wan2.1": lambda: _wan("2.1"),
     "wan2.2": lambda: _wan("2.2"),
+    "wan2.1-i2v": lambda: _wan("2.1-i2v"),
+    "wan2.2-a14b": lambda: _wan("2.2-a14b"),
     "ltx": _ltx,
 }
 
@@ -190,6 +239,8 @@ def ensure_tiny(arch: str, target: Path) -> Path:
 _WAN_ORIGINAL_NAMES = (
     ("attn1.to_out.0", "self_attn.o"),
     ("attn2.to_out.0", "cross_attn.o"),
+    ("attn2.add_k_proj", "cross_attn.k_img"),  # image-to-video: the CLIP features' keys and values
+    ("attn2.add_v_proj", "cross_attn.v_img"),
     ("attn1.to_", "self_attn."),
     ("attn2.to_", "cross_attn."),
     ("ffn.net.0.proj", "ffn.0"),
@@ -224,8 +275,15 @@ def random_lora(
 
 
 def save_lora(state: dict[str, torch.Tensor], path: Path) -> Path:
+    """Written beside `path` and renamed into place: a reader never finds half a file."""
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({key: tensor.contiguous() for key, tensor in state.items()}, str(path))
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file({key: tensor.contiguous() for key, tensor in state.items()}, staging)
+        os.replace(staging, path)
+    finally:
+        Path(staging).unlink(missing_ok=True)
     return path
