@@ -93,8 +93,21 @@ def _wan(version: str):
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift
     )
-    # Built in this order (VAE, transformers, text encoder) so that the seed gives every layout the
-    # weights it has always had.
+    # Built in this order (VAE, transformers, text encoder, image encoder) so that the seed gives
+    # every layout the weights it has always had.
+    pipeline_cls: Any = WanPipeline
+    parts: dict[str, Any] = dict(vae=vae, scheduler=scheduler)
+    if version == "2.1-i2v":
+        pipeline_cls = WanImageToVideoPipeline
+        parts["transformer"] = _wan_transformer(in_channels=36, out_channels=16, image_dim=16)
+    elif version == "2.2-a14b":
+        parts["transformer"] = _wan_transformer(channels, channels)
+        parts["transformer_2"] = _wan_transformer(channels, channels)
+        parts["boundary_ratio"] = 0.875
+    else:
+        parts["transformer"] = _wan_transformer(channels, channels)
+        parts["expand_timesteps"] = expand
+    parts |= dict(tokenizer=tokenizer, text_encoder=_text_encoder("umt5", len(tokenizer)))
     if version == "2.1-i2v":
         from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
@@ -107,36 +120,10 @@ def _wan(version: str):
             image_size=32,
             patch_size=8,
         )
-        transformer = _wan_transformer(in_channels=36, out_channels=16, image_dim=16)
-        return WanImageToVideoPipeline(
-            tokenizer=tokenizer,
-            text_encoder=_text_encoder("umt5", len(tokenizer)),
-            vae=vae,
-            transformer=transformer,
-            scheduler=scheduler,
-            image_encoder=CLIPVisionModel(clip),
-            image_processor=CLIPImageProcessor(crop_size=32, size=32),
+        parts |= dict(
+            image_encoder=CLIPVisionModel(clip), image_processor=CLIPImageProcessor(crop_size=32, size=32)
         )
-    if version == "2.2-a14b":
-        high, low = _wan_transformer(channels, channels), _wan_transformer(channels, channels)
-        return WanPipeline(
-            tokenizer=tokenizer,
-            text_encoder=_text_encoder("umt5", len(tokenizer)),
-            vae=vae,
-            transformer=high,
-            transformer_2=low,
-            scheduler=scheduler,
-            boundary_ratio=0.875,
-        )
-    transformer = _wan_transformer(channels, channels)
-    return WanPipeline(
-        tokenizer=tokenizer,
-        text_encoder=_text_encoder("umt5", len(tokenizer)),
-        vae=vae,
-        transformer=transformer,
-        scheduler=scheduler,
-        expand_timesteps=expand,
-    )
+    return pipeline_cls(**parts)
 
 
 def _wan_transformer(in_channels: int, out_channels: int, image_dim: int | None = None):
