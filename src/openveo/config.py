@@ -172,8 +172,8 @@ class Settings(BaseSettings):
         default=128,
         ge=1,
         le=1024,
-        description="Largest LoRA rank requests may use; a compiled transformer reserves this rank "
-        "so that switching adapters compiles nothing new (docs/loras.md).",
+        description="Largest total LoRA rank of one request's adapters; a compiled transformer "
+        "reserves a slot of this rank, so that switching adapters compiles nothing new (docs/loras.md).",
     )
     lora_dirs: str = Field(
         default="",

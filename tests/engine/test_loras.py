@@ -103,3 +103,49 @@ def test_a_request_adapter_goes_on_top_of_a_fast_presets_fused_distillation(lora
     styled = fast(use(tiny_loras, "style"))
     assert not np.array_equal(styled, distilled)
     assert np.array_equal(fast(), distilled)  # the distilled model comes back exactly
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+@pytest.mark.slow
+def test_a_compiled_transformer_switches_adapters_without_compiling_anything(
+    lora_engine, settings, catalog, files, tiny_loras
+):
+    """torch.compile (inductor, as on a GPU) with the slot reserved: after the warm-up, base and
+    adapter requests interleave with no new graph; each gets its own video, close to what the eager
+    PEFT path makes of the same adapters (the slot sums the same updates in another order)."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from openveo.engine.adapters import AdapterError
+
+    compiled_settings = settings.model_copy(update={"compile": "on", "lora_max_rank": 8})
+    engine = Engine(compiled_settings, catalog, lora_files=files.__getitem__)
+    assert engine.warm_up(MODEL)
+    graphs = counters["stats"]["unique_graphs"]
+    style, motion = use(tiny_loras, "style"), use(tiny_loras, "motion")
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        base = video(engine)
+        made = {
+            "style": video(engine, style),
+            "motion": video(engine, motion),
+            "half": video(engine, use(tiny_loras, "style", 0.5)),
+            "both": video(engine, style, motion),
+        }
+        again = {"style": video(engine, style), "base": video(engine), "motion": video(engine, motion)}
+    assert counters["stats"]["unique_graphs"] == graphs  # nothing compiled after the warm-up
+
+    assert np.array_equal(again["base"], base)  # the base model's exact bytes after adapters
+    assert np.array_equal(again["style"], made["style"]) and np.array_equal(again["motion"], made["motion"])
+    videos = [base, *made.values()]
+    assert all(not np.array_equal(a, b) for i, a in enumerate(videos) for b in videos[i + 1 :])
+    for name, loras in (("style", (style,)), ("motion", (motion,)), ("both", (style, motion))):
+        assert psnr(made[name], video(lora_engine, *loras)) > 40, name
+
+    slot = engine.adapters(engine.load(MODEL))
+    with pytest.raises(AdapterError, match="add up to 16; this worker's compiled slot holds rank 8"):
+        slot.activate((use(tiny_loras, "wide"),))
+    assert np.array_equal(video(engine, style), made["style"])  # a refusal leaves the slot usable

@@ -150,6 +150,17 @@ def test_bad_adapter_choices_name_the_field_and_the_reason(registry, tiny_loras,
     assert problem in refused.value.problem
 
 
+def test_the_ranks_of_one_requests_adapters_add_up_to_the_slot_at_most(registry, tiny_loras):
+    """A compiled worker holds a request's adapters side by side in one slot of the server's rank."""
+    for name in ("style", "motion"):  # rank 4 each
+        registry.add(name, tiny_loras[name])
+    assert len(_request(registry, ["style", "motion"], max_lora_rank=8).loras) == 2
+    with pytest.raises(InvalidRequest) as refused:
+        _request(registry, ["style", "motion"], max_lora_rank=6)
+    assert refused.value.field == "loras"
+    assert "ranks add up to 8; this server takes up to 6 per request" in refused.value.problem
+
+
 def test_an_adapter_bound_to_a_model_serves_no_other(registry, tiny_loras):
     registry.add("style", tiny_loras["style"], model="tiny-wan2.1")
     with pytest.raises(

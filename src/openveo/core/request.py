@@ -81,7 +81,7 @@ _STORED: TypeAdapter[GenerationRequest] = TypeAdapter(GenerationRequest)
 class Limits:
     max_prompt_chars: int = 32_000
     max_image_bytes: int = 20 * 1024 * 1024
-    max_lora_rank: int = 128  # the rank workers reserve for hot-swapping adapters (docs/loras.md)
+    max_lora_rank: int = 128  # the rank a request's adapters may add up to: a compiled worker's slot
 
 
 NO_LORAS: Mapping[str, Lora] = MappingProxyType({})
@@ -312,6 +312,7 @@ def _loras(
     if len(value) > MAX_LORAS:
         raise InvalidRequest("loras", f"may name at most {MAX_LORAS} adapters; got {len(value)}")
     uses: list[LoraUse] = []
+    ranks = 0
     for index, item in enumerate(value):
         field = f"loras[{index}]"
         entry = {"name": item} if isinstance(item, str) else item
@@ -342,4 +343,9 @@ def _loras(
         if any(use.name == name for use in uses):
             raise InvalidRequest(f"{field}.name", f"{name!r} is named twice")
         uses.append(LoraUse(name=name, sha256=lora.sha256, scale=1.0 if scale is None else scale))
+        ranks += lora.shape.rank
+    if ranks > max_rank:  # a compiled worker holds them side by side in one slot of that rank
+        raise InvalidRequest(
+            "loras", f"the adapters' ranks add up to {ranks}; this server takes up to {max_rank} per request"
+        )
     return tuple(uses)

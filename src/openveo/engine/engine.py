@@ -20,7 +20,7 @@ from openveo.config import Settings
 from openveo.core.catalog import Catalog, Preset
 from openveo.core.loras import LoraUse
 from openveo.core.request import GenerationRequest
-from openveo.engine.adapters import Adapters, LocateFn
+from openveo.engine.adapters import Adapters, LocateFn, SwapSlot
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
 from openveo.engine.samplers import PinnedTimesteps
@@ -29,6 +29,8 @@ from openveo.provenance.watermark import watermark_pattern
 
 # The request a warm-up runs per shape: two steps are enough to compile every graph a job will use.
 WARM_UP = GenerationRequest(model="", prompt="warm-up", seed=0, steps=2)
+# ...and once more with the LoRA slot on: an adapter at scale 0 adds nothing and needs no file.
+WARM_UP_LORAS = (LoraUse(name="warm-up", sha256="0" * 64, scale=0.0),)
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ class Engine:
         self.group = group  # several GPUs per video: rank 0 leads, the others follow (engine/parallel.py)
         self.lora_files = lora_files  # where a request's LoRA files are (the worker's result store)
         self._loaded: dict[str, LoadedModel] = {}
-        self._adapters: dict[str, Adapters] = {}
+        self._adapters: dict[str, Adapters | SwapSlot] = {}
 
     def load(self, model: str) -> LoadedModel:
         if model in self._loaded:  # a preset name, or a model handed over with `adopt`
@@ -91,12 +93,16 @@ class Engine:
         """Serve an already prepared pipeline (the benchmark builds its own)."""
         self._loaded[model.preset.name] = model
 
-    def adapters(self, model: LoadedModel) -> Adapters:
-        """The LoRA adapters of a loaded model (they live in its transformer)."""
+    def adapters(self, model: LoadedModel) -> Adapters | SwapSlot:
+        """The LoRA adapters of a loaded model (they live in its transformer): swapped into the slot
+        a compiled one reserved, or loaded beside its weights."""
         name = model.preset.name
         if name not in self._adapters:
             budget = int(self.settings.lora_cache_gib * 2**30)
-            self._adapters[name] = Adapters(model.pipe, self._lora_file, budget)
+            if model.lora_slot_rank:
+                self._adapters[name] = SwapSlot(model.pipe, self._lora_file, budget, model.lora_slot_rank)
+            else:
+                self._adapters[name] = Adapters(model.pipe, self._lora_file, budget)
         return self._adapters[name]
 
     def held_loras(self) -> set[str]:
@@ -109,17 +115,20 @@ class Engine:
         return self.lora_files(sha256)
 
     def warm_up(self, model: str) -> bool:
-        """Compile for every (aspect ratio, duration) the model serves, before the first job claims
-        it: a compiled block recompiles on a new shape, and that must not land on a user's video."""
+        """Compile for every (aspect ratio, duration) the model serves, with its LoRA slot off and on,
+        before the first job claims it: a compiled block recompiles on a new shape, and that must not
+        land on a user's video."""
         loaded = self.load(model)
         if not loaded.compiled:
             return False
         preset = loaded.preset
+        lora_sets = ((), WARM_UP_LORAS) if loaded.lora_slot_rank else ((),)
         for aspect_ratio in preset.aspect_ratios:
             for duration in preset.durations:
                 started = time.perf_counter()
                 request = replace(WARM_UP, model=preset.name, aspect_ratio=aspect_ratio, duration_s=duration)
-                self.generate(request, decode=False)
+                for loras in lora_sets:
+                    self.generate(replace(request, loras=loras), decode=False)
                 log.info(
                     "warmed up %s %s %ss in %.1fs",
                     preset.name,

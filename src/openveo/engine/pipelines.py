@@ -14,6 +14,7 @@ from openveo.config import Settings
 from openveo.core.catalog import Preset
 from openveo.core.modes import parse_step_cache
 from openveo.engine import optimize
+from openveo.engine.adapters import SwapSlot
 from openveo.engine.guidance import BatchedGuidance
 from openveo.engine.parallel import Group
 from openveo.engine.prompts import PromptCache
@@ -36,6 +37,7 @@ class LoadedModel:
     prompts: PromptCache | None = None  # None: the pipeline encodes prompts itself (the baseline)
     guidance: list[BatchedGuidance] = field(default_factory=list)
     compiled: bool = False
+    lora_slot_rank: int = 0  # compiled: the rank of the LoRA slot reserved before compiling (SwapSlot)
 
     @property
     def denoisers(self) -> list[Any]:
@@ -129,6 +131,10 @@ def prepare(
     denoisers = model.denoisers
     model.dtype = dtype = denoisers[0].dtype
     optimize.place(pipe, device, settings.offload)
+    model.compiled = settings.compile == "on" or (settings.compile == "auto" and device.type == "cuda")
+    if model.compiled:  # before fp8 wraps the linears, and before compiling sees them
+        SwapSlot.reserve(denoisers, settings.lora_max_rank)
+        model.lora_slot_rank = settings.lora_max_rank
     if settings.quantize == "fp8":
         optimize.quantize_fp8(denoisers, device, settings.offload)
     attention = optimize.pick_attention(settings.attention, device)
@@ -140,7 +146,6 @@ def prepare(
             group.split_sequence(denoiser)
     optimize.enable_step_cache(denoisers, parse_step_cache(settings.step_cache))
     optimize.tile_on_oom(pipe.vae, settings.vae_tiling)
-    model.compiled = settings.compile == "on" or (settings.compile == "auto" and device.type == "cuda")
     if model.compiled:
         optimize.compile_blocks(denoisers)
     model.prompts = PromptCache(pipe, preset.family, dtype)
