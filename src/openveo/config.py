@@ -158,6 +158,11 @@ class Settings(BaseSettings):
         default="auto",
         description="Tiled VAE decode ('auto': only when an untiled decode runs out of memory).",
     )
+    vae_dtype: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="The Wan VAE's precision on a GPU ('auto': bf16 when, on this model's weights, it "
+        "decodes a probe latent within 40 dB PSNR of fp32; else fp32 as Wan's authors run it).",
+    )
     offload: Literal["none", "model", "group", "sequential"] = Field(
         default="none", description="Keep weights in CPU memory for GPUs too small for the model."
     )

@@ -151,3 +151,56 @@ def test_compiled_engine_is_warmed_for_every_served_shape(settings, catalog):
     engine.generate(request)
     assert counters["stats"]["unique_graphs"] == graphs  # no new graph: the warm-up covered this shape
     baseline(settings, request).assert_matches(latents[0])
+
+
+@pytest.mark.parametrize("model", ["tiny-wan2.2", "tiny-ltx"])
+def test_image_to_video_shares_the_modules_in_their_dtypes(settings, catalog, model):
+    """A GPU loads the transformer in bf16 (the Wan VAE in fp32); the image-to-video pipeline built on
+    the same modules must leave both as they are (diffusers' from_pipe would cast all to fp32)."""
+    import torch
+
+    from openveo.engine.pipelines import load_pipeline, prepare
+
+    preset = catalog.resolve(model)
+    pipe = load_pipeline(preset, settings.model_root, torch.bfloat16, allow_download=False)
+    vae_dtype = pipe.vae.dtype
+    loaded = prepare(preset, pipe, torch.device("cpu"), settings)
+    assert loaded.image_to_video is not None and loaded.image_to_video.transformer is pipe.transformer
+    assert pipe.transformer.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16
+    assert pipe.vae.dtype == vae_dtype == (torch.float32 if preset.family == "wan" else torch.bfloat16)
+    if preset.family == "wan":
+        assert loaded.image_to_video.config.expand_timesteps == pipe.config.expand_timesteps
+
+
+def test_the_vae_decodes_in_bf16_only_where_it_keeps_the_frames(settings, catalog, monkeypatch):
+    """bf16 decoding is measured against fp32 on a probe latent and kept only above the threshold;
+    the video then stays close to the fp32 one."""
+    import torch
+
+    from openveo.engine import optimize
+
+    request = short_request("tiny-wan2.1")
+    fp32 = engine_with(settings, catalog, vae_dtype="fp32")
+    reference = fp32.generate(request).videos[0]
+    kept = fp32.load("tiny-wan2.1")
+    assert kept.vae_psnr_db is None and kept.pipe.vae.dtype == torch.float32
+
+    bf16 = engine_with(settings, catalog, vae_dtype="bf16")
+    loaded = bf16.load("tiny-wan2.1")
+    assert loaded.pipe.vae.dtype == torch.bfloat16
+    assert loaded.vae_psnr_db is not None and optimize.VAE_BF16_MIN_DB < loaded.vae_psnr_db < float("inf")
+    assert psnr(reference, bf16.generate(request).videos[0]) >= optimize.VAE_BF16_MIN_DB
+
+    # 'auto' (on a GPU; only the device check is bypassed here) keeps fp32 when bf16 falls short
+    from openveo.engine.pipelines import load_pipeline
+
+    preset = catalog.resolve("tiny-wan2.1")
+    pipe = load_pipeline(preset, settings.model_root, torch.float32, allow_download=False)
+    monkeypatch.setattr(optimize, "VAE_BF16_MIN_DB", loaded.vae_psnr_db + 1)
+    assert optimize.vae_precision(pipe, "auto", torch.device("cuda")) == loaded.vae_psnr_db
+    assert pipe.vae.dtype == torch.float32
+    monkeypatch.setattr(optimize, "VAE_BF16_MIN_DB", loaded.vae_psnr_db - 1)
+    optimize.vae_precision(pipe, "auto", torch.device("cuda"))
+    assert pipe.vae.dtype == torch.bfloat16
+    assert optimize.vae_precision(kept.pipe, "auto", torch.device("cpu")) is None  # CPUs: fp32
+    assert kept.pipe.vae.dtype == torch.float32

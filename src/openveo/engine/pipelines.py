@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ class LoadedModel:
     prompts: PromptCache | None = None  # None: the pipeline encodes prompts itself (the baseline)
     guidance: list[BatchedGuidance] = field(default_factory=list)
     compiled: bool = False
+    vae_psnr_db: float | None = None  # bf16 decode against fp32 on a probe latent, where it was checked
     lora_slot_rank: int = 0  # compiled: the rank of the LoRA slot reserved before compiling (SwapSlot)
 
     @property
@@ -145,6 +147,7 @@ def prepare(
         for denoiser in denoisers:
             group.split_sequence(denoiser)
     optimize.enable_step_cache(denoisers, parse_step_cache(settings.step_cache))
+    model.vae_psnr_db = optimize.vae_precision(pipe, settings.vae_dtype, device)
     optimize.tile_on_oom(pipe.vae, settings.vae_tiling)
     if model.compiled:
         optimize.compile_blocks(denoisers)
@@ -156,9 +159,17 @@ def prepare(
     if preset.needs_image:
         model.image_to_video = pipe
     elif preset.i2v_pipeline:
-        model.image_to_video = getattr(diffusers, preset.i2v_pipeline).from_pipe(pipe)
+        model.image_to_video = on_same_modules(getattr(diffusers, preset.i2v_pipeline), pipe)
         model.image_to_video.set_progress_bar_config(disable=True)
     return model
+
+
+def on_same_modules(pipeline_cls: Any, pipe: Any) -> Any:
+    """`pipeline_cls` built on `pipe`'s modules and settings, as they are. (diffusers' `from_pipe` would
+    cast every shared module to one dtype, fp32 unless told: a bf16 transformer would double in size.)"""
+    accepted = inspect.signature(pipeline_cls.__init__).parameters
+    settings = {k: v for k, v in pipe.config.items() if not k.startswith("_")}
+    return pipeline_cls(**{k: v for k, v in {**settings, **pipe.components}.items() if k in accepted})
 
 
 def _with_shift(scheduler: Any, shift: float) -> Any:
