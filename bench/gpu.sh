@@ -14,6 +14,6 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(--arch wan2.1-t2v-1.3b)
-python3 -m openveo.cli bench "${args[@]}" --modes first-block,taylorseer,fast,fp8 --out bench/results \
+python3 -m openveo.cli bench "${args[@]}" --modes first-block,taylorseer,fast,fast+lora,fp8 --out bench/results \
   2>&1 | tee bench/results/gpu-run.log
 if [ -n "${OUT:-}" ]; then cp bench/results/engine-* bench/results/gpu-run.log "$OUT"/ 2>/dev/null || true; fi

@@ -4,6 +4,7 @@ optimizations must give the baseline's video (to float rounding), and each must 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from pydantic import ValidationError
@@ -116,7 +117,7 @@ def test_bad_step_cache_settings_are_refused(value):
 def test_bench_command_on_a_tiny_architecture(tmp_path, models_root):
     out = tmp_path / "results"
     result = run_cli(
-        "bench", "--arch", "tiny-wan2.2", "--steps", "2", "--modes", "taylorseer,fp8",
+        "bench", "--arch", "tiny-wan2.2", "--steps", "3", "--modes", "taylorseer,fast,fast+lora,fp8",
         "--out", str(out), env={"OPENVEO_DEVICE": "cpu"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -125,15 +126,21 @@ def test_bench_command_on_a_tiny_architecture(tmp_path, models_root):
     assert results["environment"]["device"].startswith("CPU")
     assert {"torch", "diffusers", "transformers"} <= set(results["environment"])
     runs = {run["mode"]: run for run in results["cases"][0]["runs"]}
-    assert list(runs) == ["baseline", "openveo", "taylorseer", "fp8"]
+    assert list(runs) == ["baseline", "openveo", "taylorseer", "fast", "fast+lora", "fp8"]
     assert float(runs["openveo"]["psnr_db"]) >= EXACT_DB
+    # transformer passes, counted: 3 guided steps are 6 (batched or not); the fast recipe's 4 are 4
+    assert [runs[m]["passes"] for m in ("baseline", "openveo", "fast", "fast+lora")] == [6, 6, 4, 4]
+    assert runs["fast"]["psnr_db"] is None and runs["fast+lora"]["seconds"]["denoising"] > 0
+    fp32, bf16 = results["cases"][0]["vae"]
+    assert (fp32["dtype"], fp32["psnr_db"], bf16["dtype"]) == ("fp32", math.inf, "bf16")
+    assert 20 < float(bf16["psnr_db"]) < math.inf and fp32["seconds"] > 0 and bf16["seconds"] > 0
     for mode in ("baseline", "openveo", "taylorseer"):
         stages = runs[mode]["seconds"]
         assert all(stages[s] > 0 for s in ("text_encoding", "denoising", "vae_decode", "mp4_encode"))
         assert stages["end_to_end"] >= stages["denoising"] + stages["vae_decode"]
     assert "fp8" in runs["fp8"]["skipped"]
     table = json_file.with_suffix(".md").read_text()
-    assert "| openveo |" in table and "PSNR dB" in table
+    assert "| openveo |" in table and "PSNR dB" in table and "| VAE decode alone |" in table
 
 
 @pytest.mark.slow  # torch.compile of every served shape (a minute and more with a cold cache)

@@ -11,6 +11,7 @@ measured against the same baseline frames.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import platform
@@ -28,23 +29,27 @@ import torch
 
 from openveo.config import Settings
 from openveo.core.catalog import Catalog, Preset
+from openveo.core.loras import LoraUse
 from openveo.core.request import GenerationRequest
 from openveo.engine.engine import Engine, StageClock, to_uint8
 from openveo.engine.optimize import UnsupportedMode
 from openveo.engine.pipelines import LoadedModel, prepare, resolve_device
 from openveo.engine.samplers import PinnedTimesteps
-from openveo.engine.tiny import BUILDERS
+from openveo.engine.tiny import BUILDERS, random_lora, save_lora
 from openveo.engine.video import write_mp4
 
 PROMPT = "A red fox runs through fresh snow at dawn, cinematic, shallow depth of field"
 WARM_UP_PROMPT = "warm-up"
 NEGATIVE = "blurry, low quality, static, distorted"
 STAGES = ("text_encoding", "denoising", "vae_decode", "mp4_encode")
-MODES = ("exact", "first-block", "taylorseer", "fast", "fp8")
+MODES = ("exact", "first-block", "taylorseer", "fast", "fast+lora", "fp8")
 # The fast tier's sampling (LightX2V's 4-step recipe, docs/fast-presets.md) on the same network: one
 # pass per step at pinned timesteps, no guidance. A fused distillation LoRA leaves the network's
 # arithmetic as it is, so random weights time it exactly; its frames are another model's, so no PSNR.
+# `fast+lora` adds a request adapter of the recipe's rank on every linear layer of the blocks, through
+# the engine's adapter path (the compiled slot on a GPU).
 FAST_RECIPE = Catalog().resolve("wan2.1-t2v-14b-fast")
+FAST_LORA_RANK = FAST_RECIPE.distillation[0].rank  # 64
 
 # umT5-XXL, Wan's text encoder (google/umt5-xxl encoder half).
 UMT5_XXL: dict[str, Any] = dict(
@@ -120,7 +125,17 @@ class Run:
     seconds_per_step: float = 0.0
     peak_memory_gib: float | None = None
     psnr_db: float | None = None  # against the baseline's frames; inf when identical
+    passes: int | None = None  # transformer passes per video (a batch of two guidance passes is two)
     skipped: str | None = None
+
+
+@dataclass
+class VaeRun:
+    """The VAE decode of one video-sized latent in one precision, against fp32."""
+
+    dtype: str
+    seconds: float
+    psnr_db: float  # against the fp32 decode, on 8-bit frames; inf when identical
 
 
 def build_pipeline(arch: str, device: torch.device, dtype: torch.dtype) -> Any:
@@ -249,7 +264,7 @@ class Bench:
                 frames = call(c.steps, clock)
             return frames, clock.timings
 
-        run, frames = self._timed("baseline", timed_call)
+        run, frames = self._timed("baseline", timed_call, model.denoisers)
         self.baseline_frames = frames
         return run
 
@@ -259,13 +274,21 @@ class Bench:
         return self.run_engine(model, "openveo"), model
 
     def run_engine(
-        self, model: LoadedModel, mode: str, steps: int | None = None, guidance: float | None = None
+        self,
+        model: LoadedModel,
+        mode: str,
+        steps: int | None = None,
+        guidance: float | None = None,
+        lora: Path | None = None,
     ) -> Run:
-        engine = Engine(self.settings, Catalog())
+        """One video through openveo's engine, optionally with `lora` as the request's adapter."""
+        files = {hashlib.sha256(lora.read_bytes()).hexdigest(): lora} if lora else {}
+        engine = Engine(self.settings, Catalog(), lora_files=files.__getitem__)
         engine.adopt(model)
         request = GenerationRequest(
             prompt=PROMPT, negative_prompt=NEGATIVE, model=model.preset.name, seed=self.case.seed,
             steps=steps or self.case.steps, guidance=self.case.guidance if guidance is None else guidance,
+            loras=tuple(LoraUse("bench", sha256) for sha256 in files),
         )  # fmt: skip
         # Warm-up (compiles, when compile is on) with another prompt: the timed run then finds only the
         # negative prompt cached, as a service's next job would.
@@ -277,18 +300,27 @@ class Bench:
             generation = engine.generate(request)
             return generation.videos[0], generation.timings
 
-        run, _ = self._timed(mode, generate, request.steps or self.case.steps)
+        try:
+            run, _ = self._timed(mode, generate, model.denoisers, request.steps or self.case.steps)
+        finally:
+            engine.adapters(model).activate(())  # the next mode runs the base network again
         return run
 
     def _timed(
-        self, mode: str, make: Callable[[], tuple[np.ndarray, dict[str, float]]], steps: int | None = None
+        self,
+        mode: str,
+        make: Callable[[], tuple[np.ndarray, dict[str, float]]],
+        denoisers: list[Any],
+        steps: int | None = None,
     ) -> tuple[Run, np.ndarray]:
-        """Run `make` (frames and their stage timings), encode its frames, and time it all."""
+        """Run `make` (frames and their stage timings), encode its frames, and time it all; count the
+        transformer passes."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         started = time.perf_counter()
-        frames, stages = make()
+        with count_passes(denoisers) as passes:
+            frames, stages = make()
         frames = frames if frames.dtype == np.uint8 else to_uint8(frames)
         encode_started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
@@ -297,13 +329,31 @@ class Bench:
         timings = dict(stages)
         timings["mp4_encode"] = ended - encode_started
         timings["end_to_end"] = ended - started
-        run = Run(mode, {k: round(v, 4) for k, v in timings.items()})
+        run = Run(mode, {k: round(v, 4) for k, v in timings.items()}, passes=passes[0])
         run.seconds_per_step = round(timings["denoising"] / (steps or self.case.steps), 4)
         if self.device.type == "cuda":
             run.peak_memory_gib = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 2)
-        if self.baseline_frames is not None and mode != "fast":
+        if self.baseline_frames is not None and not mode.startswith("fast"):
             run.psnr_db = psnr(self.baseline_frames, frames)
         return run, frames
+
+
+@contextmanager
+def count_passes(denoisers: list[Any]) -> Iterator[list[int]]:
+    """Transformer passes while the block runs: each forward counts its batch (batched guidance runs
+    the prompt and negative passes as one forward of two)."""
+    passes = [0]
+
+    def count(_module: Any, args: tuple, kwargs: dict) -> None:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        passes[0] += hidden.shape[0]
+
+    handles = [d.register_forward_pre_hook(count, with_kwargs=True) for d in denoisers]
+    try:
+        yield passes
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 def _stepper(clock: StageClock) -> Callable:
@@ -325,8 +375,9 @@ def run_case(
     settings: Settings,
     modes: tuple[str, ...] = MODES,
     on_run: Callable[[Run], None] | None = None,
-) -> list[Run]:
-    """Baseline, then each mode on the same weights. Modes that change the weights (fp8) go last."""
+) -> tuple[list[Run], list[VaeRun]]:
+    """Baseline, then each mode on the same weights (modes that change the weights, fp8, go last),
+    then the VAE decode alone in each precision."""
     runs: list[Run] = []
 
     def record(run: Run) -> None:
@@ -337,6 +388,7 @@ def run_case(
     bench = Bench(case, resolve_device(settings.device), settings)
     pipe = build_pipeline(case.arch, bench.device, bench.dtype)
     record(bench.baseline(pipe))
+    fp32_vae = pipe.vae  # openveo may swap in a bf16 copy (OPENVEO_VAE_DTYPE): vae_runs has both
     run, model = bench.openveo(pipe)
     record(run)
     for mode in modes:
@@ -346,6 +398,33 @@ def run_case(
             record(_mode_run(bench, model, mode))
         except UnsupportedMode as exc:
             record(Run(mode, skipped=str(exc)))
+    return runs, vae_runs(fp32_vae, case)
+
+
+def vae_runs(vae: Any, case: Case) -> list[VaeRun]:
+    """The case's VAE decode in fp32 and in a bf16 copy (what OPENVEO_VAE_DTYPE chooses between), on
+    a latent of the video's shape drawn with the VAE's own statistics: a decode's speed does not
+    depend on the values, and its precision is measured against fp32 on the same latent."""
+    from openveo.engine.optimize import bf16_copy, decode_8bit, frames_psnr, probe_latent
+
+    config = vae.config
+    spatial, temporal = config.get("scale_factor_spatial", 8), config.get("scale_factor_temporal", 4)
+    size = (case.height // spatial, case.width // spatial)
+    latent = probe_latent(config, vae.device, frames=(case.frames - 1) // temporal + 1, size=size)
+    runs: list[VaeRun] = []
+    reference: torch.Tensor | None = None
+    for name, module in (("fp32", vae), ("bf16", bf16_copy(vae))):
+        decode_8bit(module, latent[:, :, :2])  # cuDNN's algorithm search, not part of a decode
+        if vae.device.type == "cuda":
+            torch.cuda.synchronize(vae.device)
+        started = time.perf_counter()
+        frames = decode_8bit(module, latent)
+        if vae.device.type == "cuda":
+            torch.cuda.synchronize(vae.device)
+        seconds = time.perf_counter() - started
+        reference = frames if reference is None else reference
+        runs.append(VaeRun(name, round(seconds, 4), round(frames_psnr(reference, frames), 2)))
+        del frames
     return runs
 
 
@@ -353,13 +432,18 @@ def _mode_run(bench: Bench, model: LoadedModel, mode: str) -> Run:
     from openveo.core.modes import parse_step_cache
     from openveo.engine import optimize
 
-    if mode == "fast":
+    if mode in ("fast", "fast+lora"):
         pipe, scheduler = model.pipe, model.pipe.scheduler
         recipe = FAST_RECIPE
         assert recipe.timesteps is not None
         pipe.scheduler = PinnedTimesteps(recipe.timesteps, recipe.shift, recipe.renoise)
         try:
-            return bench.run_engine(model, mode, steps=recipe.steps, guidance=recipe.guidance)
+            if mode == "fast":
+                return bench.run_engine(model, mode, steps=recipe.steps, guidance=recipe.guidance)
+            with tempfile.TemporaryDirectory() as tmp:
+                lora = random_lora(model.denoisers[0], FAST_LORA_RANK, seed=64, std=0.01)
+                path = save_lora(lora, Path(tmp) / "bench-lora.safetensors")
+                return bench.run_engine(model, mode, recipe.steps, recipe.guidance, lora=path)
         finally:
             pipe.scheduler = scheduler
     if mode == "fp8":
@@ -435,24 +519,29 @@ def markdown(results: dict[str, Any]) -> str:
             f"## {c['arch']}: {c['width']}x{c['height']}, {c['frames']} frames, {c['steps']} steps, "
             f"guidance {c['guidance']}",
             "",
-            "| run | end to end s | speed-up | s/step | text s | denoise s | VAE decode s | MP4 s "
+            "| run | end to end s | speed-up | passes | s/step | text s | denoise s | VAE decode s | MP4 s "
             "| peak GiB | PSNR dB |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         base = case["runs"][0]["seconds"].get("end_to_end")
         for run in case["runs"]:
             if run["skipped"]:
-                lines.append(f"| {run['mode']} | skipped: {run['skipped']} |||||||||")
+                lines.append(f"| {run['mode']} | skipped: {run['skipped']} ||||||||||")
                 continue
             s = run["seconds"]
             speedup = f"{base / s['end_to_end']:.2f}x" if base else ""
             psnr_text = "" if run["psnr_db"] is None else str(run["psnr_db"])
             memory = "" if run["peak_memory_gib"] is None else str(run["peak_memory_gib"])
+            passes = "" if run.get("passes") is None else str(run["passes"])
             lines.append(
-                f"| {run['mode']} | {s['end_to_end']:.2f} | {speedup} | {run['seconds_per_step']:.3f} "
+                f"| {run['mode']} | {s['end_to_end']:.2f} | {speedup} | {passes} "
+                f"| {run['seconds_per_step']:.3f} "
                 + "".join(f"| {s.get(stage, 0):.2f} " for stage in STAGES)
                 + f"| {memory} | {psnr_text} |"
             )
+        if case.get("vae"):
+            lines += ["", "| VAE decode alone | seconds | PSNR dB against fp32 |", "|---|---|---|"]
+            lines += [f"| {v['dtype']} | {v['seconds']:.2f} | {v['psnr_db']} |" for v in case["vae"]]
         lines.append("")
     return "\n".join(lines)
 
@@ -474,13 +563,15 @@ def benchmark(
     }
     for arch in archs:
         case = case_for(arch, steps=steps)
-        runs = run_case(case, settings, modes, functools.partial(on_run, arch) if on_run else None)
-        results["cases"].append({"case": asdict(case), "runs": [asdict(r) for r in runs]})
+        runs, vae = run_case(case, settings, modes, functools.partial(on_run, arch) if on_run else None)
+        results["cases"].append(
+            {"case": asdict(case), "runs": [asdict(r) for r in runs], "vae": [asdict(v) for v in vae]}
+        )
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return results
 
 
 def _speed_settings(settings: Settings) -> str:
-    names = ("attention", "compile", "batch_cfg", "vae_tiling", "offload")
+    names = ("attention", "compile", "batch_cfg", "vae_dtype", "vae_tiling", "offload")
     return ", ".join(f"{name}={getattr(settings, name)}" for name in names)

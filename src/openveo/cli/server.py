@@ -149,17 +149,19 @@ def bench(
         str,
         typer.Option(
             help="Runs after baseline and openveo (comma list): first-block, taylorseer, fast (the fast "
-            "tier's 4-step unguided sampling on the same network), fp8."
+            "tier's 4-step unguided sampling on the same network), fast+lora (the same with a random "
+            "rank-64 request LoRA on every block linear), fp8."
         ),
-    ] = "first-block,taylorseer,fast,fp8",
+    ] = "first-block,taylorseer,fast,fast+lora,fp8",
     out_dir: Annotated[Path, typer.Option("--out", help="Where the JSON and markdown go.")] = Path(
         "bench/results"
     ),
     device: Annotated[str | None, typer.Option(envvar="OPENVEO_DEVICE", help="auto, cuda, cpu.")] = None,
 ) -> None:
     """Benchmark the engine: plain diffusers (bf16, default attention, no compile) against openveo on
-    the same random-weight full-size network and seed. Reports per-stage seconds, seconds per step,
-    peak GPU memory and PSNR of openveo's frames against the baseline's, then the opt-in modes.
+    the same random-weight full-size network and seed. Reports per-stage seconds, transformer passes,
+    seconds per step, peak GPU memory and PSNR of openveo's frames against the baseline's, then the
+    opt-in modes, then the VAE decode alone in fp32 and bf16.
     Speed settings (OPENVEO_ATTENTION, OPENVEO_COMPILE, ...) apply to the openveo runs."""
     from rich.progress import Progress
 

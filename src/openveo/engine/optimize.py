@@ -7,7 +7,6 @@ speed and are off unless asked for. docs/performance.md has the measured gain of
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import logging
 import math
@@ -169,7 +168,7 @@ def vae_precision(pipe: Any, setting: str, device: torch.device) -> float | None
         return None
     if not {"z_dim", "latents_mean", "latents_std"} <= set(vae.config):
         return None  # not Wan's VAE: LTX's loads in the pipeline's dtype, as Lightricks run it
-    trial = copy.deepcopy(vae).to(torch.bfloat16)
+    trial = bf16_copy(vae)
     db = vae_psnr(vae, trial)
     if setting == "bf16" or db >= VAE_BF16_MIN_DB:
         pipe.vae = trial
@@ -179,14 +178,30 @@ def vae_precision(pipe: Any, setting: str, device: torch.device) -> float | None
     return db
 
 
+def bf16_copy(vae: Any) -> Any:
+    """A fresh bf16 VAE with `vae`'s weights (a deepcopy would carry wrappers such as tile_on_oom's)."""
+    trial = type(vae).from_config(vae.config).to(vae.device, torch.bfloat16)
+    trial.load_state_dict(vae.state_dict())
+    return trial.eval()
+
+
 def vae_psnr(reference: Any, trial: Any, latent: torch.Tensor | None = None) -> float:
     """PSNR (dB, on 8-bit frames) of `trial`'s decode against `reference`'s, of `latent` or of a
     seeded probe latent with the VAE's own latent statistics (3 latent frames of a 480x832 video)."""
     if latent is None:
         latent = probe_latent(reference.config, reference.device)
+    return frames_psnr(decode_8bit(reference, latent), decode_8bit(trial, latent))
+
+
+def decode_8bit(vae: Any, latent: torch.Tensor) -> torch.Tensor:
+    """A latent decoded and rounded to 8-bit levels (as floats), as a video's frames will be."""
     with torch.no_grad():
-        frames = [_to_8bit(vae.decode(latent.to(vae.dtype)).sample) for vae in (reference, trial)]
-    mse = torch.mean((frames[0] - frames[1]) ** 2).item()
+        video = vae.decode(latent.to(vae.dtype)).sample
+    return ((video.float().clamp(-1, 1) + 1) * 127.5).round()
+
+
+def frames_psnr(reference: torch.Tensor, frames: torch.Tensor) -> float:
+    mse = torch.mean((reference - frames) ** 2).item()
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
@@ -197,7 +212,3 @@ def probe_latent(config: Any, device: torch.device, frames: int = 3, size: tuple
     mean = torch.tensor(config["latents_mean"]).view(1, channels, 1, 1, 1)
     std = torch.tensor(config["latents_std"]).view(1, channels, 1, 1, 1)
     return (latent * std + mean).to(device)
-
-
-def _to_8bit(video: torch.Tensor) -> torch.Tensor:
-    return ((video.float().clamp(-1, 1) + 1) * 127.5).round()

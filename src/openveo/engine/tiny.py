@@ -246,6 +246,9 @@ def random_lora(
     for name, module in transformer.named_modules():
         if not isinstance(module, torch.nn.Linear) or not name.startswith(("blocks.", "transformer_blocks.")):
             continue
+        if ".lora_" in name:  # a LoRA already in the transformer (a compiled worker's slot)
+            continue
+        name = name.removesuffix(".base_layer")
         down = torch.randn(rank, module.in_features, generator=generator) * std
         up = torch.randn(module.out_features, rank, generator=generator) * std
         if key_format == "diffusers":
