@@ -20,7 +20,7 @@ from openveo.config import Settings
 from openveo.core.catalog import Catalog, Preset
 from openveo.core.loras import LoraUse
 from openveo.core.request import GenerationRequest
-from openveo.engine.adapters import Adapters, LocateFn, SwapSlot
+from openveo.engine.adapters import AdapterError, Adapters, LocateFn, SwapSlot
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
 from openveo.engine.samplers import PinnedTimesteps
@@ -191,7 +191,10 @@ class Engine:
         # Decoded frames stay on the device as tensors: resizing, the watermark and the conversion to
         # bytes run there (on the GPU when there is one), and only the finished uint8 frames move.
         args["output_type"] = "pt" if decode else "latent"
-        self.adapters(model).activate(request.loras)
+        try:
+            self.adapters(model).activate(request.loras)
+        except AdapterError as exc:  # the request's adapter cannot run here: again would fail again
+            raise BadInput(str(exc)) from exc
         pipe = model.pipe
         if request.image is not None:
             pipe = model.image_to_video
