@@ -43,13 +43,27 @@ WARM_UP_PROMPT = "warm-up"
 NEGATIVE = "blurry, low quality, static, distorted"
 STAGES = ("text_encoding", "denoising", "vae_decode", "mp4_encode")
 MODES = ("exact", "first-block", "taylorseer", "fast", "fast+lora", "fp8")
-# The fast tier's sampling (LightX2V's 4-step recipe, docs/fast-presets.md) on the same network: one
-# pass per step at pinned timesteps, no guidance. A fused distillation LoRA leaves the network's
-# arithmetic as it is, so random weights time it exactly; its frames are another model's, so no PSNR.
-# `fast+lora` adds a request adapter of the recipe's rank on every linear layer of the blocks, through
-# the engine's adapter path (the compiled slot on a GPU).
-FAST_RECIPE = Catalog().resolve("wan2.1-t2v-14b-fast")
-FAST_LORA_RANK = FAST_RECIPE.distillation[0].rank  # 64
+# `fast`: each architecture's own fast preset (docs/fast-presets.md) sampled on the same network: one
+# pass per step at its pinned timesteps (FastWan's 3 DMD steps, LightX2V's 4), no guidance. A fused
+# distillation LoRA or a distilled checkpoint leaves the network's arithmetic as it is, so random
+# weights time it exactly; its frames are another model's, so no PSNR. `fast+lora` adds a request
+# adapter of the recipe's rank (64 where the recipe has none) on every linear layer of the blocks,
+# through the engine's adapter path (the compiled slot on a GPU).
+FAST_PRESETS = {
+    "wan2.1-t2v-1.3b": "wan2.1-t2v-1.3b-fast",
+    "wan2.2-ti2v-5b": "wan2.2-ti2v-5b-fast",
+    "wan2.1-t2v-14b": "wan2.1-t2v-14b-fast",
+    "tiny-wan2.1": "tiny-wan2.1-fast",
+    "tiny-wan2.2": "tiny-wan2.2-fast",
+}
+REQUEST_LORA_RANK = 64  # LightX2V's distillation rank, and a common one for style adapters
+
+
+def fast_recipe(arch: str) -> tuple[Preset, int]:
+    """The architecture's fast preset and the rank of the request LoRA `fast+lora` applies."""
+    recipe = Catalog().resolve(FAST_PRESETS[arch])
+    rank = recipe.distillation[0].rank if recipe.distillation and not recipe.tiny else REQUEST_LORA_RANK
+    return recipe, rank
 
 # umT5-XXL, Wan's text encoder (google/umt5-xxl encoder half).
 UMT5_XXL: dict[str, Any] = dict(
@@ -434,14 +448,14 @@ def _mode_run(bench: Bench, model: LoadedModel, mode: str) -> Run:
 
     if mode in ("fast", "fast+lora"):
         pipe, scheduler = model.pipe, model.pipe.scheduler
-        recipe = FAST_RECIPE
+        recipe, rank = fast_recipe(bench.case.arch)
         assert recipe.timesteps is not None
         pipe.scheduler = PinnedTimesteps(recipe.timesteps, recipe.shift, recipe.renoise)
         try:
             if mode == "fast":
                 return bench.run_engine(model, mode, steps=recipe.steps, guidance=recipe.guidance)
             with tempfile.TemporaryDirectory() as tmp:
-                lora = random_lora(model.denoisers[0], FAST_LORA_RANK, seed=64, std=0.01)
+                lora = random_lora(model.denoisers[0], rank, seed=64, std=0.01)
                 path = save_lora(lora, Path(tmp) / "bench-lora.safetensors")
                 return bench.run_engine(model, mode, recipe.steps, recipe.guidance, lora=path)
         finally:
