@@ -65,6 +65,7 @@ def fast_recipe(arch: str) -> tuple[Preset, int]:
     rank = recipe.distillation[0].rank if recipe.distillation and not recipe.tiny else REQUEST_LORA_RANK
     return recipe, rank
 
+
 # umT5-XXL, Wan's text encoder (google/umt5-xxl encoder half).
 UMT5_XXL: dict[str, Any] = dict(
     vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,

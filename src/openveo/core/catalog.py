@@ -127,6 +127,15 @@ _WAN_I2V: dict[str, Any] = dict(
 _LTX: dict[str, Any] = dict(
     family="ltx", pipeline="LTXPipeline", i2v_pipeline="LTXImageToVideoPipeline", frame_multiple=8
 )
+# What the tiny Wan test presets share: a 24-wide, 2-block network at 160x96, 8 fps, 4 steps.
+_TINY_WAN: dict[str, Any] = dict(
+    backbone=Backbone("wan", 24, 2),
+    sizes=_sizes((160, 96), square=96),
+    fps=8,
+    steps=4,
+    price_per_second=0.01,
+    tiny=True,
+)
 
 _BASES: tuple[Preset, ...] = (
     Preset(
@@ -237,67 +246,47 @@ _BASES: tuple[Preset, ...] = (
     # Tiny random-weight pipelines of the real architectures: they make noise, for tests and offline demos.
     Preset(
         name="tiny-wan2.1",
-        backbone=Backbone("wan", 24, 2),
+        **_TINY_WAN,
         **_WAN,
         i2v_pipeline=None,
         repo="wan2.1",
-        sizes=_sizes((160, 96), square=96),
-        fps=8,
         dim_multiple=16,
-        steps=4,
         guidance=5.0,
         shift=3.0,
-        price_per_second=0.01,
-        tiny=True,
         description="Tiny random Wan 2.1 (test model: abstract noise, not a real model).",
     ),
     Preset(
         name="tiny-wan2.2",
-        backbone=Backbone("wan", 24, 2),
+        **_TINY_WAN,
         **_WAN,
         i2v_pipeline="WanImageToVideoPipeline",
         repo="wan2.2",
-        sizes=_sizes((160, 96), square=96),
-        fps=8,
         dim_multiple=32,
-        steps=4,
         guidance=5.0,
         shift=5.0,
-        price_per_second=0.01,
-        tiny=True,
         description="Tiny random Wan 2.2 TI2V (test model: abstract noise, not a real model).",
     ),
     Preset(
         name="tiny-wan2.1-i2v",
-        backbone=Backbone("wan", 24, 2),
+        **_TINY_WAN,
         **_WAN_I2V,
         repo="wan2.1-i2v",
-        sizes=_sizes((160, 96), square=96),
-        fps=8,
         dim_multiple=16,
-        steps=4,
         guidance=5.0,
         shift=3.0,
-        price_per_second=0.01,
-        tiny=True,
         description="Tiny random Wan 2.1 I2V with its CLIP image encoder (test model, not a real model).",
     ),
     Preset(
         name="tiny-wan2.2-a14b",
-        backbone=Backbone("wan", 24, 2),
+        **_TINY_WAN,
         **_WAN,
         i2v_pipeline=None,
         repo="wan2.2-a14b",
-        sizes=_sizes((160, 96), square=96),
-        fps=8,
         dim_multiple=16,
-        steps=4,
         guidance=4.0,
         guidance_2=3.0,
         boundary=0.875,
         shift=12.0,
-        price_per_second=0.01,
-        tiny=True,
         description="Tiny random Wan 2.2 A14B layout, two experts (test model, not a real model).",
     ),
     Preset(

@@ -119,7 +119,10 @@ class SwapSlot:
         self.pipe = pipe
         self.rank = rank
         self._files = _CpuTier(locate, cpu_budget_bytes, lambda file: _by_layer(pipe, file))
-        self._denoisers = [getattr(pipe, n) for n in _EXPERTS if getattr(pipe, n, None)]
+        denoisers = [getattr(pipe, n) for n in _EXPERTS if getattr(pipe, n, None)]
+        self._denoisers = denoisers
+        # Each transformer's slotted layers by name, found once: every switch writes all of them.
+        self._slots = [{n: m for n, m in d.named_modules() if _has_slot(m)} for d in denoisers]
         self._holding: tuple[LoraUse, ...] | None = None  # what the slot holds now (None: zeros)
         self._enabled = True  # `reserve` leaves it on; the first generation sets it
 
@@ -134,7 +137,7 @@ class SwapSlot:
             with warnings.catch_warnings():  # PEFT warns of a second adapter beside any loaded one
                 warnings.simplefilter("ignore", UserWarning)
                 denoiser.add_adapter(config, adapter_name=cls.NAME)
-            for module in _slot_layers(denoiser):
+            for module in filter(_has_slot, denoiser.modules()):
                 for part in (module.lora_A[cls.NAME], module.lora_B[cls.NAME]):
                     part.to(denoiser.dtype)
                     torch.nn.init.zeros_(part.weight)
@@ -160,8 +163,8 @@ class SwapSlot:
                 f"the adapters' ranks add up to {total}; this worker's compiled slot holds rank {self.rank}"
             )
         self._holding = None  # a failure below leaves the slot unknown: rewritten next time
-        for denoiser in self._denoisers:
-            self._write(denoiser, layers)
+        for slot in self._slots:
+            self._write(slot, layers)
         self._holding = uses
         held = [use.sha256[:12] for use in live]
         log.info("LoRA slot now holds %s (%.2fs)", held, time.perf_counter() - started)
@@ -172,8 +175,7 @@ class SwapSlot:
                 denoiser.enable_adapters() if on else denoiser.disable_adapters()
             self._enabled = on
 
-    def _write(self, denoiser: Any, layers: list[tuple[LoraUse, dict[str, Layer]]]) -> None:
-        slot = {name: module for name, module in denoiser.named_modules() if _has_slot(module)}
+    def _write(self, slot: dict[str, Any], layers: list[tuple[LoraUse, dict[str, Layer]]]) -> None:
         for _, state in layers:
             if unknown := sorted(set(state) - set(slot)):
                 raise AdapterError(f"the adapter targets layers this model has no slot for: {unknown[:3]}")
@@ -243,10 +245,6 @@ def _rank(state: dict[str, Layer]) -> int:
 
 def _has_slot(module: torch.nn.Module) -> bool:
     return SwapSlot.NAME in getattr(module, "lora_A", {})
-
-
-def _slot_layers(denoiser: Any) -> list[Any]:
-    return [module for module in denoiser.modules() if _has_slot(module)]
 
 
 @dataclass(frozen=True)
