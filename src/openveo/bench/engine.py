@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import math
 import platform
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from openveo.config import Settings
 from openveo.core.catalog import Catalog, Preset
@@ -53,8 +55,13 @@ FAST_PRESETS = {
     "wan2.1-t2v-1.3b": "wan2.1-t2v-1.3b-fast",
     "wan2.2-ti2v-5b": "wan2.2-ti2v-5b-fast",
     "wan2.1-t2v-14b": "wan2.1-t2v-14b-fast",
+    "wan2.2-t2v-a14b": "wan2.2-t2v-a14b-fast",
+    "wan2.1-i2v-14b-480p": "wan2.1-i2v-14b-480p-fast",
+    "wan2.2-i2v-a14b": "wan2.2-i2v-a14b-fast",
     "tiny-wan2.1": "tiny-wan2.1-fast",
     "tiny-wan2.2": "tiny-wan2.2-fast",
+    "tiny-wan2.1-i2v": "tiny-wan2.1-i2v-fast",
+    "tiny-wan2.2-a14b": "tiny-wan2.2-a14b-fast",
 }
 REQUEST_LORA_RANK = 64  # LightX2V's distillation rank, and a common one for style adapters
 
@@ -90,33 +97,48 @@ def _wan_transformer(dim: int, heads: int, ffn: int, layers: int, channels: int)
     )  # fmt: skip
 
 
+# laion/CLIP-ViT-H-14-laion2B-s32B-b79K, Wan 2.1 I2V's image encoder (diffusers'
+# scripts/convert_wan_to_diffusers.py; the ViT-H/14 of Wan's own wan/modules/clip.py).
+CLIP_VIT_H14: dict[str, Any] = dict(
+    hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=16,
+    image_size=224, patch_size=14, projection_dim=1024, hidden_act="gelu",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Architecture:
-    """A full-size network layout (the configs of the published checkpoints) and its native video."""
+    """A full-size network layout (the configs of the published checkpoints). Its video and sampling
+    settings (size, frames, fps, steps, guidance, shift, expert boundary) are its catalog preset's."""
 
-    name: str
+    name: str  # the catalog preset it measures
     transformer: dict[str, Any]
     vae: dict[str, Any]
-    expand_timesteps: bool  # Wan 2.2 TI2V: one timestep per latent token
-    shift: float
-    width: int
-    height: int
-    frames: int
-    fps: int
+    expand_timesteps: bool = False  # Wan 2.2 TI2V: one timestep per latent token
+    experts: int = 1  # Wan 2.2 A14B: a high-noise and a low-noise transformer of the same layout
+    image_encoder: dict[str, Any] | None = None  # Wan 2.1 I2V: CLIP vision features for cross-attention
 
 
+_WAN14B = _wan_transformer(5120, 40, 13824, 40, 16)
+_I2V = dict(in_channels=36, out_channels=16)  # noise, the first frame's latents and a 4-channel mask
+_CLIP_KV = dict(image_dim=1280, added_kv_proj_dim=5120)  # Wan 2.1 I2V: image keys and values per block
 ARCHITECTURES = {
     a.name: a
     for a in (
-        Architecture("wan2.1-t2v-1.3b", _wan_transformer(1536, 12, 8960, 30, 16), WAN21_VAE, False, 3.0,
-                     832, 480, 81, 16),
-        Architecture("wan2.2-ti2v-5b", _wan_transformer(3072, 24, 14336, 30, 48), WAN22_VAE, True, 5.0,
-                     1280, 704, 121, 24),
-        Architecture("wan2.1-t2v-14b", _wan_transformer(5120, 40, 13824, 40, 16), WAN21_VAE, False, 5.0,
-                     1280, 720, 81, 16),
+        Architecture("wan2.1-t2v-1.3b", _wan_transformer(1536, 12, 8960, 30, 16), WAN21_VAE),
+        Architecture("wan2.2-ti2v-5b", _wan_transformer(3072, 24, 14336, 30, 48), WAN22_VAE,
+                     expand_timesteps=True),
+        Architecture("wan2.1-t2v-14b", _WAN14B, WAN21_VAE),
+        Architecture("wan2.2-t2v-a14b", _WAN14B, WAN21_VAE, experts=2),
+        Architecture("wan2.1-i2v-14b-480p", _WAN14B | _I2V | _CLIP_KV, WAN21_VAE, image_encoder=CLIP_VIT_H14),
+        Architecture("wan2.2-i2v-a14b", _WAN14B | _I2V, WAN21_VAE, experts=2),
     )
 }  # fmt: skip
-TINY = {"tiny-wan2.1": "wan2.1", "tiny-wan2.2": "wan2.2"}
+TINY = {
+    "tiny-wan2.1": "wan2.1",
+    "tiny-wan2.2": "wan2.2",
+    "tiny-wan2.1-i2v": "wan2.1-i2v",
+    "tiny-wan2.2-a14b": "wan2.2-a14b",
+}
 
 
 @dataclass
@@ -130,6 +152,7 @@ class Case:
     fps: int
     steps: int = 50
     guidance: float = 5.0
+    guidance_2: float | None = None  # Wan 2.2 A14B: the low-noise expert's
     seed: int = 42
 
 
@@ -154,10 +177,16 @@ class VaeRun:
 
 
 def build_pipeline(arch: str, device: torch.device, dtype: torch.dtype) -> Any:
-    """A stock WanPipeline with random weights, created directly on `device` in the dtypes
+    """A stock Wan pipeline with random weights, created directly on `device` in the dtypes
     `from_pretrained` would give (bf16, with the model's fp32 modules and the fp32 VAE)."""
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
-    from transformers import UMT5Config, UMT5EncoderModel
+    import diffusers
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        CLIPVisionModel,
+        UMT5Config,
+        UMT5EncoderModel,
+    )
 
     from openveo.engine.tiny import build_tokenizer
 
@@ -165,33 +194,41 @@ def build_pipeline(arch: str, device: torch.device, dtype: torch.dtype) -> Any:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             return BUILDERS[TINY[arch]]().to(device)
-    spec = ARCHITECTURES[arch]
+    spec, preset = ARCHITECTURES[arch], Catalog().resolve(arch)
     torch.manual_seed(0)
+    parts: dict[str, Any] = {}
     with torch.device(device), _default_dtype(dtype):
-        transformer = WanTransformer3DModel(**spec.transformer)
-        text_encoder = UMT5EncoderModel(UMT5Config(**UMT5_XXL))
-    _keep_fp32(transformer)
+        for name in ("transformer", "transformer_2")[: spec.experts]:
+            parts[name] = diffusers.WanTransformer3DModel(**spec.transformer)
+            _keep_fp32(parts[name])
+        parts["text_encoder"] = UMT5EncoderModel(UMT5Config(**UMT5_XXL))
+        if spec.image_encoder:
+            parts["image_encoder"] = CLIPVisionModel(CLIPVisionConfig(**spec.image_encoder))
+            size = spec.image_encoder["image_size"]
+            parts["image_processor"] = CLIPImageProcessor(size={"shortest_edge": size}, crop_size=size)
     with torch.device(device):
-        vae = AutoencoderKLWan(**spec.vae)
-    modules: tuple[Any, ...] = (transformer, text_encoder, vae)  # diffusers' classes, typed loosely
-    for module in modules:
-        _calm(module)
-        module.eval()
-    scheduler = UniPCMultistepScheduler(
+        parts["vae"] = diffusers.AutoencoderKLWan(**spec.vae)
+    for name in ("transformer", "transformer_2", "text_encoder", "image_encoder", "vae"):
+        if name in parts:
+            _calm(parts[name])
+            parts[name].eval()
+    if spec.experts == 2:
+        parts["boundary_ratio"] = preset.boundary
+    parts["scheduler"] = diffusers.UniPCMultistepScheduler(
         prediction_type="flow_prediction",
         use_flow_sigmas=True,
-        flow_shift=spec.shift,
+        flow_shift=preset.shift,
         num_train_timesteps=1000,
     )
     # Any T5-style tokenizer gives the same compute: the pipeline pads every prompt to 512 tokens.
-    return WanPipeline(
-        tokenizer=build_tokenizer(),
-        text_encoder=text_encoder,
-        vae=vae,
-        transformer=transformer,
-        scheduler=scheduler,
-        expand_timesteps=spec.expand_timesteps,
-    )
+    pipeline_cls = getattr(diffusers, preset.pipeline)
+    return pipeline_cls(tokenizer=build_tokenizer(), expand_timesteps=spec.expand_timesteps, **parts)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 @contextmanager
@@ -216,34 +253,45 @@ def _keep_fp32(model: Any) -> None:
 def _calm(module: Any) -> None:
     """Random init at full depth blows activations up to inf in bf16, and inf frames compare as
     equal. Scaling each weight matrix to a small spectral size keeps the values finite and varied,
-    so PSNR measures real numerical agreement; the arithmetic done is unchanged."""
+    so PSNR measures real numerical agreement; the arithmetic done is unchanged. (A build on the meta
+    device, which checks a layout, has no values to scale.)"""
     for param in module.parameters():
-        if param.ndim >= 2:
+        if param.ndim >= 2 and not param.is_meta:
             param.mul_(0.5 / math.sqrt(param[0].numel()) / max(param.float().std().item(), 1e-8))
 
 
 def case_for(arch: str, *, steps: int | None = None) -> Case:
-    if arch in TINY:
-        preset = Catalog().resolve(arch)
-        width, height = preset.size_for("16:9")
-        return Case(arch, width, height, preset.frames_for(5), preset.fps, steps or preset.steps)
-    spec = ARCHITECTURES[arch]
-    return Case(arch, spec.width, spec.height, spec.frames, spec.fps, steps or 50)
+    """The architecture's catalog preset's own video: its 16:9 size, 5 seconds, its steps and guidance."""
+    preset = Catalog().resolve(arch)
+    width, height = preset.size_for("16:9")
+    return Case(
+        arch, width, height, preset.frames_for(5), preset.fps, steps or preset.steps, preset.guidance,
+        preset.guidance_2,
+    )  # fmt: skip
 
 
 def _preset(case: Case) -> Preset:
-    """A preset describing the benchmark video, so openveo's engine runs it like any served model."""
-    base = Catalog().resolve("tiny-wan2.2" if case.arch == "tiny-wan2.2" else "tiny-wan2.1")
+    """The architecture's preset describing the benchmark video, so openveo's engine runs it like any
+    served model."""
     return replace(
-        base,
+        Catalog().resolve(case.arch),
         name=f"bench-{case.arch}",
         sizes={"16:9": (case.width, case.height)},
         fps=case.fps,
         steps=case.steps,
         guidance=case.guidance,
+        guidance_2=case.guidance_2,
         durations=(5,),
         tiny=False,
     )
+
+
+def first_frame(case: Case) -> Image.Image:
+    """The image an image-to-video case starts from: smooth colour gradients at the video's size (the
+    image encoder and VAE do the same work whatever the picture)."""
+    y, x = np.mgrid[0 : case.height, 0 : case.width]
+    rgb = np.stack([x * 255 // max(case.width - 1, 1), y * 255 // max(case.height - 1, 1), (x + y) % 256], -1)
+    return Image.fromarray(rgb.astype(np.uint8))
 
 
 class Bench:
@@ -260,11 +308,17 @@ class Bench:
         """The plain pipeline, called the way its documentation shows."""
         pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
-        model = LoadedModel(_preset(self.case), pipe, None, self.device, self.dtype)
+        preset = _preset(self.case)
+        model = LoadedModel(preset, pipe, None, self.device, self.dtype)
         c = self.case
+        extra: dict[str, Any] = {}
+        if preset.needs_image:
+            extra["image"] = first_frame(c)
+        if c.guidance_2 is not None:
+            extra["guidance_scale_2"] = c.guidance_2
 
         def call(steps: int, clock: StageClock | None = None) -> np.ndarray:
-            kwargs = {} if clock is None else {"callback_on_step_end": _stepper(clock)}
+            kwargs = extra if clock is None else {**extra, "callback_on_step_end": _stepper(clock)}
             return pipe(
                 prompt=PROMPT, negative_prompt=NEGATIVE, width=c.width, height=c.height, num_frames=c.frames,
                 num_inference_steps=steps, guidance_scale=c.guidance, output_type="np",
@@ -296,14 +350,16 @@ class Bench:
         guidance: float | None = None,
         lora: Path | None = None,
     ) -> Run:
-        """One video through openveo's engine, optionally with `lora` as the request's adapter."""
+        """One video through openveo's engine, optionally with `lora` as the request's adapter; the
+        preset's guidance (each expert its own) unless `guidance` overrides it."""
         files = {hashlib.sha256(lora.read_bytes()).hexdigest(): lora} if lora else {}
         engine = Engine(self.settings, Catalog(), lora_files=files.__getitem__)
         engine.adopt(model)
         request = GenerationRequest(
             prompt=PROMPT, negative_prompt=NEGATIVE, model=model.preset.name, seed=self.case.seed,
-            steps=steps or self.case.steps, guidance=self.case.guidance if guidance is None else guidance,
+            steps=steps or self.case.steps, guidance=guidance,
             loras=tuple(LoraUse("bench", sha256) for sha256 in files),
+            image=_png(first_frame(self.case)) if model.preset.needs_image else None,
         )  # fmt: skip
         # Warm-up (compiles, when compile is on) with another prompt: the timed run then finds only the
         # negative prompt cached, as a service's next job would.

@@ -139,12 +139,16 @@ def bench(
         list[str] | None,
         typer.Option(
             "--arch",
-            help="Architecture to measure (repeatable): wan2.1-t2v-1.3b, wan2.2-ti2v-5b, wan2.1-t2v-14b, "
-            "or the CPU-sized tiny-wan2.1 / tiny-wan2.2. Default: the three full-size ones.",
+            help="Architecture to measure (repeatable), each the network of its catalog preset and "
+            "fast preset: wan2.1-t2v-1.3b, wan2.2-ti2v-5b, wan2.1-t2v-14b, wan2.2-t2v-a14b (two experts), "
+            "wan2.1-i2v-14b-480p (CLIP image encoder), wan2.2-i2v-a14b, or the CPU-sized tiny-wan2.1, "
+            "tiny-wan2.2, tiny-wan2.1-i2v, tiny-wan2.2-a14b. Default: every full-size one.",
         ),
     ] = None,
     tiny: Annotated[bool, typer.Option(help="Measure the tiny architectures (runs on a CPU).")] = False,
-    steps: Annotated[int | None, typer.Option(min=1, help="Denoising steps (default 50; tiny: 4).")] = None,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="Denoising steps (default: the preset's, 40 or 50; tiny: 4).")
+    ] = None,
     modes: Annotated[
         str,
         typer.Option(
