@@ -84,7 +84,7 @@ class LocalServer(Deployment):
             runtime.jobs,
             runtime.blobs,
             Engine(self.settings, runtime.catalog, lora_files=lora_files(self.settings, runtime.blobs)),
-            [runtime.catalog.default.name],
+            runtime.catalog.routed(),  # every model the protocols send jobs to
             runtime.wakeups.listen("worker"),
             WorkerRegistry(runtime.db),
             Delivery(self.settings.video_crf, open_stamp(self.settings, runtime.db, runtime.secret)),

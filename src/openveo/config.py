@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from openveo.core.catalog import Catalog
+from openveo.core.catalog import Capability, Catalog
 
 
 def _default_data_dir() -> Path:
@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     )
     aliases: dict[str, str] = Field(
         default_factory=dict, description="Extra or overriding protocol-name → preset aliases."
+    )
+    capability_models: dict[Capability, str] = Field(
+        default_factory=dict,
+        description="For a request under a protocol model name (veo-2, sora-2, ...) whose model cannot do "
+        'what it asks, the preset that can, per capability: {"last_frame": "wan2.1-flf2v-14b-720p"}; '
+        "a worker must serve it (docs/api.md).",
     )
     device: str = Field(
         default="auto", description="'auto' (CUDA if present, else CPU), 'cuda', 'cuda:1', 'cpu'."
@@ -231,7 +237,12 @@ class Settings(BaseSettings):
 
     def catalog(self) -> Catalog:
         """Presets plus aliases, with the protocol names (veo-2, sora-2, ...) pointing at `model`."""
-        return Catalog(aliases=self.aliases, default_model=self.model, fast_model=self.fast_model)
+        return Catalog(
+            aliases=self.aliases,
+            default_model=self.model,
+            fast_model=self.fast_model,
+            capability_models=self.capability_models,
+        )
 
     @property
     def db_url(self) -> str:

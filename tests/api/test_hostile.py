@@ -308,7 +308,6 @@ def test_an_input_the_model_cannot_read_fails_at_once_and_is_refunded(server, ke
 @pytest.mark.parametrize(
     ("body", "name"),
     [
-        ({"instances": [{"prompt": "x", "lastFrame": {"bytesBase64Encoded": "AA=="}}]}, "lastFrame"),
         ({"instances": [{"prompt": "x", "video": {"bytesBase64Encoded": "AA=="}}]}, "video"),
         ({"instances": [{"prompt": "x", "referenceImages": []}]}, "referenceImages"),
         ({"instances": [{"prompt": "x", "mask": {}}]}, "mask"),

@@ -77,6 +77,8 @@ def baseline(settings: Settings, request: GenerationRequest) -> Reference:
         if req.image is not None:
             call_pipe = getattr(diffusers, preset.i2v_pipeline).from_pipe(pipe)
             args["image"] = fit_image(req.image, width, height)
+        if req.last_image is not None:
+            args["last_image"] = fit_image(req.last_image, width, height)
         generator = torch.Generator("cpu").manual_seed(req.seed)
         return to_uint8(call_pipe(**args, generator=generator).frames[0])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import diffusers
 import pytest
 
-from openveo.core.catalog import PRESETS, Catalog, UnknownModel
+from openveo.core.catalog import PRESETS, Capability, Catalog, MissingCapability, UnknownModel
 
 REQUIRED = {"wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-ti2v-5b", "wan2.2-t2v-a14b", "ltx-video"}
 FAMILY_FRAME_MULTIPLE = {"wan": 4, "ltx": 8}  # VAE temporal compression: Wan 4x, LTX 8x
@@ -33,6 +33,8 @@ DIM_MULTIPLE = {
     "tiny-wan2.1-i2v-fast": 16,
     "tiny-wan2.2-a14b": 16,
     "tiny-wan2.2-a14b-fast": 16,
+    "wan2.1-flf2v-14b-720p": 16,
+    "tiny-wan2.1-flf2v": 16,
 }
 
 
@@ -101,3 +103,44 @@ def test_call_arguments_follow_the_family():
     assert a14b["guidance_scale_2"] == 3.0 and "frame_rate" not in a14b
     ltx = call_arguments(catalog.resolve("ltx-video"), **common, guidance_2=None)
     assert ltx["frame_rate"] == 24 and "guidance_scale_2" not in ltx
+
+
+TEXT, FIRST, LAST = Capability.TEXT, Capability.FIRST_FRAME, Capability.LAST_FRAME
+
+
+def test_capabilities_follow_the_pipelines():
+    """What each preset says it can do is what its diffusers pipeline and weights do (docs/api.md)."""
+    for preset in PRESETS:
+        assert preset.requires <= preset.capabilities
+        assert (FIRST in preset.capabilities) == (preset.i2v_pipeline is not None)
+        assert (TEXT in preset.capabilities) == (preset.pipeline in ("WanPipeline", "LTXPipeline"))
+        # Only a transformer with learned positions for two images' CLIP tokens takes a last frame
+        # (diffusers' WanImageToVideoPipeline; Wan 2.1 I2V fails on one, Wan 2.2 TI2V ignores it).
+        assert (LAST in preset.capabilities) == preset.name.startswith(("wan2.1-flf2v", "tiny-wan2.1-flf2v"))
+    flf2v = Catalog().resolve("wan2.1-flf2v-14b-720p")
+    assert flf2v.requires == {FIRST, LAST} and flf2v.repo == "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers"
+    # Wan-Video/Wan2.1 generate.py: flf2v samples 50 steps at shift 16, guidance 5.0, 81 frames at 16 fps
+    recipe = (flf2v.steps, flf2v.shift, flf2v.guidance, flf2v.frames_for(5), flf2v.fps)
+    assert recipe == (50, 16.0, 5.0, 81, 16)
+    assert flf2v.size_for("16:9") == (1280, 720) and flf2v.durations == (5,)
+
+
+def test_a_protocol_name_routes_by_what_the_request_needs():
+    catalog = Catalog(capability_models={LAST: "wan2.1-flf2v-14b-720p"})
+    assert catalog.route("veo-2", frozenset({TEXT})).name == "wan2.2-ti2v-5b"
+    assert catalog.route("veo-2", frozenset({FIRST})).name == "wan2.2-ti2v-5b"
+    assert catalog.route("veo-2", frozenset({FIRST, LAST})).name == "wan2.1-flf2v-14b-720p"
+    assert "wan2.1-flf2v-14b-720p" in catalog.routed()  # workers are told to serve it
+    # a preset named directly is never swapped for another
+    with pytest.raises(MissingCapability) as caught:
+        catalog.route("wan2.2-ti2v-5b", frozenset({FIRST, LAST}))
+    assert caught.value.capability == LAST and not caught.value.required
+    assert caught.value.serving == ["wan2.1-flf2v-14b-720p"]  # real models only for a real one
+    # without a configured model for the capability, the alias's own preset refuses it
+    with pytest.raises(MissingCapability):
+        Catalog().route("veo-2", frozenset({FIRST, LAST}))
+    with pytest.raises(MissingCapability) as caught:
+        catalog.route("wan2.1-flf2v-14b-720p", frozenset({FIRST}))
+    assert caught.value.capability == LAST and caught.value.required
+    with pytest.raises(ValueError, match="cannot do last_frame"):
+        Catalog(capability_models={LAST: "wan2.2-ti2v-5b"})

@@ -46,6 +46,18 @@ def test_image_to_video_matches_plain_diffusers(settings, catalog):
     assert psnr(reference.frames, ours) >= EXACT_DB
 
 
+def test_first_and_last_frame_matches_plain_diffusers(settings, catalog):
+    """FLF2V's transformer takes two CLIP embeddings per sample and pairs them up: batched guidance
+    must double them as pairs, or the prompt and negative halves would mix each other's frames."""
+    request = short_request("tiny-wan2.1-flf2v", image=png_bytes(200, 120), last_image=png_bytes(200, 120, 5))
+    engine = engine_with(settings, catalog)
+    latents = capture_latents(engine.load("tiny-wan2.1-flf2v").pipe)
+    ours = engine.generate(request).videos[0]
+    reference = baseline(settings, request)
+    reference.assert_matches(latents[0])
+    assert psnr(reference.frames, ours) >= EXACT_DB
+
+
 def test_guidance_passes_run_as_one_batch(settings, catalog):
     request = short_request("tiny-wan2.1", steps=3)
     reference = baseline(settings, request)

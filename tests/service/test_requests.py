@@ -125,6 +125,33 @@ def test_image_error_names_the_models_that_take_images():
     assert "wan2.2-ti2v-5b" in message and "ltx-video" in message and "wan2.1-t2v-14b" not in message
 
 
+def test_last_frame_needs_a_first_and_a_model_that_ends_on_it():
+    first, last = png_bytes(), png_bytes(seed=1)
+    request = build(model="tiny-wan2.1-flf2v", image=first, last_image=last)
+    assert (request.image, request.last_image) == (first, last)
+    assert "last_image" not in request.to_json() and request.media == {"image": first, "last_image": last}
+    error = rejected(model="tiny-wan2.1-flf2v", last_image=last)
+    assert error.field == "last_image" and "needs a first frame" in error.message()
+    error = rejected(model="tiny-wan2.1-flf2v", image=first)
+    assert error.field == "last_image" and "is required: tiny-wan2.1-flf2v" in error.message()
+    assert "tiny-wan2.2" in error.message()  # the test models that start on an image alone
+    error = rejected(model="tiny", image=first, last_image=last)
+    assert error.field == "last_image" and "not supported by tiny-wan2.2" in error.message()
+    assert "tiny-wan2.1-flf2v" in error.message()
+    error = rejected(model="tiny-wan2.1-flf2v", image=first, last_image=b"GIF89a not really")
+    assert error.field == "last_image" and "PNG, JPEG or WebP" in error.message()
+
+
+def test_an_alias_routes_a_last_frame_to_the_configured_model():
+    from openveo.core.catalog import Capability
+
+    catalog = Catalog(capability_models={Capability.LAST_FRAME: "tiny-wan2.1-flf2v"}, default_model="tiny")
+    fields = {"prompt": "a red panda", "model": "veo-2", "image": png_bytes()}
+    assert build_request(fields, catalog, LIMITS).model == "tiny-wan2.2"
+    routed = build_request({**fields, "last_image": png_bytes(seed=2)}, catalog, LIMITS)
+    assert routed.model == "tiny-wan2.1-flf2v"
+
+
 # ---- any input at all: a valid request or an InvalidRequest naming a known field, nothing else ------
 
 ANYTHING = st.recursive(
@@ -137,6 +164,7 @@ FIELD_NAMES = [
     "duration_s",
     "guidance",
     "image",
+    "last_image",
     "model",
     "negative_prompt",
     "num_videos",

@@ -25,8 +25,9 @@ from openveo.api.auth import require_key
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
-from openveo.core.catalog import UnknownModel
+from openveo.core.catalog import MissingCapability, UnknownModel
 from openveo.core.job import Job, JobOrigin, JobStatus
+from openveo.core.request import needs_of
 from openveo.service.keys import ApiKey
 from openveo.service.policy import PERSON_GENERATION
 
@@ -54,7 +55,7 @@ BODY_FIELDS: Mapping[str, str | None] = {"instances": None, "parameters": None, 
 INSTANCE_FIELDS: Mapping[str, str | None] = {
     "prompt": None,
     "image": None,
-    "lastFrame": NOT_YET,
+    "lastFrame": None,
     "video": NOT_YET,
     "referenceImages": NOT_YET,
     "mask": NOT_YET,
@@ -81,6 +82,7 @@ WIRE_NAMES = {
     "negative_prompt": "negativePrompt",
     "output_size": "resolution",
     "image": "instances[0].image",
+    "last_image": "instances[0].lastFrame",
     "webhook_url": "webhookConfig.uris[0]",
 }
 
@@ -165,11 +167,6 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
     for name, reason in UNSUPPORTED.items():
         if parameters.get(name):
             raise ApiError(422, reason, field=f"parameters.{name}")
-    try:
-        preset = state.runtime.catalog.resolve(model)
-    except UnknownModel as exc:
-        raise ApiError(404, f"model {model!r} not found; available: {', '.join(exc.known)}") from None
-
     _check_types(parameters)
     aspect = parameters.get("aspectRatio") or "16:9"
     fields: dict[str, Any] = {
@@ -180,8 +177,15 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
         "num_videos": parameters.get("sampleCount", 1),
         "negative_prompt": parameters.get("negativePrompt"),
         "seed": _seed(parameters.get("seed")),
-        "image": _image(instance.get("image")),
+        "image": _image(instance.get("image"), "image"),
+        "last_image": _image(instance.get("lastFrame"), "lastFrame"),
     }
+    try:  # the preset that will make it (a last frame may route a Veo name to another model)
+        preset = state.runtime.catalog.route(model, needs_of(fields))
+    except UnknownModel as exc:
+        raise ApiError(404, f"model {model!r} not found; available: {', '.join(exc.known)}") from None
+    except MissingCapability:  # refused by the request's validation, naming the field
+        preset = state.runtime.catalog.resolve(model)
     resolution = parameters.get("resolution")
     if resolution is not None:
         sizes = RESOLUTIONS.get(resolution.lower())
@@ -249,22 +253,23 @@ def _seed(value: Any) -> Any:
     return value
 
 
-def _image(value: Any) -> bytes | None:
+def _image(value: Any, name: str) -> bytes | None:
+    """An image object of Veo's instances (`image`, `lastFrame`): base64 bytes and their MIME type."""
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ApiError(422, "image must be an object with bytesBase64Encoded and mimeType", field="image")
+        raise ApiError(422, f"{name} must be an object with bytesBase64Encoded and mimeType", field=name)
     if value.get("gcsUri"):
         raise ApiError(
-            422, "image.gcsUri is not supported here; send bytesBase64Encoded", field="image.gcsUri"
+            422, f"{name}.gcsUri is not supported here; send bytesBase64Encoded", field=f"{name}.gcsUri"
         )
     encoded = value.get("bytesBase64Encoded")
     if not isinstance(encoded, str) or not encoded:
-        raise ApiError(422, "image.bytesBase64Encoded must be the image as a base64 string", field="image")
+        raise ApiError(422, f"{name}.bytesBase64Encoded must be the image as a base64 string", field=name)
     try:
         return base64.b64decode(encoded, validate=True)
     except ValueError:
-        raise ApiError(422, "image.bytesBase64Encoded is not valid base64", field="image") from None
+        raise ApiError(422, f"{name}.bytesBase64Encoded is not valid base64", field=name) from None
 
 
 async def _start(request: Request, model: str, model_path: str, protocol: str) -> Job:

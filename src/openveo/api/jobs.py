@@ -19,6 +19,7 @@ from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
 from openveo.core.job import Billing, Job, JobStatus
+from openveo.core.request import MEDIA_FIELDS
 from openveo.service.billing import to_credits
 from openveo.service.jobs import JobNotFound
 from openveo.service.keys import ApiKey
@@ -34,7 +35,7 @@ KEEPALIVE_S = 15.0
 def job_json(state: ApiState, base_url: str, job: Job, queue_position: int | None = None) -> dict[str, Any]:
     """The native representation of a job; status words are the core's own."""
     request = dataclasses.asdict(job.request)
-    for internal in ("image", "seed_was_random"):
+    for internal in (*MEDIA_FIELDS, "seed_was_random"):
         del request[internal]
     succeeded = job.status == JobStatus.SUCCEEDED
     return {
@@ -82,13 +83,17 @@ async def _render(state: ApiState, request: Request, job: Job) -> dict[str, Any]
     return job_json(state, state.base_url(request), job, position)
 
 
-@router.post("/v1/jobs", status_code=201, openapi_extra=schemas.body(schemas.NATIVE, files=("image",)))
+@router.post(
+    "/v1/jobs", status_code=201, openapi_extra=schemas.body(schemas.NATIVE, files=("image", "last_image"))
+)
 async def create_job(request: Request) -> JSONResponse:
     state, key = await _key(request)
     fields = await read_fields(request, state.settings.max_body_bytes)
     webhook_url = fields.pop("webhook_url", None)
     fields.setdefault("model", state.settings.model)
-    fields["image"] = await state.image(fields.get("image"))
+    for name in MEDIA_FIELDS:
+        if name in fields:
+            fields[name] = await state.image(fields[name], name)
     job = await state.submit(
         request,
         key,

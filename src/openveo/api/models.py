@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from openveo.api.jobs import MISSING_KEY
 from openveo.api.state import state_of
-from openveo.core.catalog import Preset
+from openveo.core.catalog import Capability, Preset
 from openveo.service.workers import WorkerRegistry
 
 router = APIRouter()
@@ -48,6 +48,9 @@ def _model_json(preset: Preset, aliases: list[str], workers: int, default: bool)
         "fps": preset.fps,
         "text_to_video": preset.supports_text,
         "image_to_video": preset.supports_image,
+        # what a request may give it, and what it cannot run without (docs/api.md)
+        "capabilities": [c for c in Capability if c in preset.capabilities],
+        "requires": [c for c in Capability if c in preset.requires],
         "price_per_second": preset.price_per_second,
         "test_model": preset.tiny,
     }

@@ -76,6 +76,10 @@ NATIVE = fields(
         "aspect_ratio": {"type": "string", "enum": ["16:9", "9:16"]},
         "num_videos": {"type": "integer", "minimum": 1, "maximum": 4},
         "image": IMAGE,
+        "last_image": {
+            **IMAGE,
+            "description": f"the last frame (image is the first): {IMAGE['description']}",
+        },
         "steps": {"type": "integer", "minimum": 1},
         "guidance": {"type": "number", "minimum": 0, "maximum": 30},
         "output_size": {"type": "string", "pattern": "^[0-9]+x[0-9]+$", "examples": ["1280x720"]},
@@ -110,7 +114,7 @@ GOOGLE_PREDICT = fields(
             "type": "array",
             "minItems": 1,
             "maxItems": 1,
-            "items": fields({"prompt": TEXT, "image": GOOGLE_IMAGE}),
+            "items": fields({"prompt": TEXT, "image": GOOGLE_IMAGE, "lastFrame": GOOGLE_IMAGE}),
         },
         "parameters": {
             "type": "object",

@@ -29,6 +29,7 @@ CLI_FLAGS = {
     "aspect_ratio": "--aspect-ratio",
     "num_videos": "--num-videos",
     "image": "--image",
+    "last_image": "--last-image",
     "steps": "--steps",
     "guidance": "--guidance",
 }
@@ -48,6 +49,12 @@ def generate(
     num_videos: Annotated[str, typer.Option(help="1 to 4 videos, seeds SEED, SEED+1, ...")] = "1",
     image: Annotated[
         Path | None, typer.Option(help="First frame for image-to-video (PNG/JPEG/WebP).")
+    ] = None,
+    last_image: Annotated[
+        Path | None,
+        typer.Option(
+            help="Last frame, after --image (a first-and-last-frame model, e.g. wan2.1-flf2v-14b-720p)."
+        ),
     ] = None,
     steps: Annotated[str | None, typer.Option(help="Denoising steps (default: the model's).")] = None,
     guidance: Annotated[str | None, typer.Option(help="Guidance scale (default: the model's).")] = None,
@@ -81,11 +88,12 @@ def generate(
         "steps": steps,
         "guidance": guidance,
     }
-    if image is not None:
-        try:
-            fields["image"] = image.read_bytes()
-        except OSError as exc:
-            raise fail(f"--image cannot be read: {exc.strerror or exc}") from None
+    for name, path in (("image", image), ("last_image", last_image)):
+        if path is not None:
+            try:
+                fields[name] = path.read_bytes()
+            except OSError as exc:
+                raise fail(f"{CLI_FLAGS[name]} cannot be read: {exc.strerror or exc}") from None
     if output is not None and output.suffix.lower() != ".mp4":
         raise fail(f"--output must end in .mp4; got {str(output)!r}")
     try:

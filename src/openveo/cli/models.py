@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from openveo.cli.options import DataDir, err, fail, out, settings_from, setup_logging
+from openveo.core.catalog import Capability
 
 app = typer.Typer(help="List and download the models openveo can run.", no_args_is_help=True)
 
@@ -27,8 +28,8 @@ def models_list(data_dir: DataDir = None) -> None:
         weights = "present" if where.present else "built on first use" if preset.tiny else "missing"
         sizes = ", ".join(f"{a} {w}x{h}" for a, (w, h) in preset.sizes.items())
         frames = "-".join(str(preset.frames_for(d)) for d in (preset.durations[0], preset.durations[-1]))
-        modes = ", ".join(
-            m for m, on in (("text", preset.supports_text), ("image", preset.supports_image)) if on
+        modes = ", ".join(  # the ones it cannot run without are starred
+            f"{c}{'*' if c in preset.requires else ''}" for c in Capability if c in preset.capabilities
         )
         table.add_row(
             preset.name + (" (test)" if preset.tiny else ""),
@@ -41,6 +42,7 @@ def models_list(data_dir: DataDir = None) -> None:
             weights,
         )
     out.print(table)
+    out.print("modes: * = required (an image-to-video model needs its image)", highlight=False)
     aliases = ", ".join(f"{a} → {t}" for a, t in sorted(catalog.aliases.items()))
     out.print(f"aliases: {aliases}", highlight=False)
     out.print(f"local copies go in {settings.model_root}/<name>", highlight=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -22,6 +23,32 @@ class UnknownModel(LookupError):
         super().__init__(f"unknown model {name!r}; choose one of: {', '.join(known)}")
         self.name = name
         self.known = known
+
+
+class Capability(StrEnum):
+    """What a request can ask of a preset besides its prompt; the request's inputs decide which it
+    needs (docs/api.md has the table of which Veo field needs which)."""
+
+    TEXT = "text"  # a video from the prompt alone
+    FIRST_FRAME = "first_frame"  # starts on a given image
+    LAST_FRAME = "last_frame"  # ends on a given image (after a given first frame)
+
+
+_TEXT = frozenset({Capability.TEXT})
+_TEXT_OR_IMAGE = frozenset({Capability.TEXT, Capability.FIRST_FRAME})
+_IMAGE = frozenset({Capability.FIRST_FRAME})
+_FIRST_AND_LAST = frozenset({Capability.FIRST_FRAME, Capability.LAST_FRAME})
+
+
+class MissingCapability(LookupError):
+    """A request needs something its model cannot do; `serving` names the presets that can."""
+
+    def __init__(self, preset: Preset, capability: Capability, serving: list[str], required: bool) -> None:
+        self.preset = preset
+        self.capability = capability
+        self.serving = serving
+        self.required = required  # the preset cannot run without it (an image-to-video model's image)
+        super().__init__(f"{preset.name} {'needs' if required else 'cannot take'} {capability}")
 
 
 @dataclass(frozen=True)
@@ -74,7 +101,9 @@ class Preset:
     distillation: tuple[Distillation, ...] = ()
     source: str = ""  # where the recipe comes from (docs/fast-presets.md)
     durations: tuple[int, ...] = DEFAULT_DURATIONS
-    needs_image: bool = False  # an image-to-video model only (Wan 2.1 I2V, Wan 2.2 I2V A14B)
+    capabilities: frozenset[Capability] = _TEXT
+    # What it cannot run without: an image-to-video model's first frame, FLF2V's last frame as well.
+    requires: frozenset[Capability] = frozenset()
     max_steps: int = 100
     tiny: bool = False
     description: str = ""
@@ -84,13 +113,29 @@ class Preset:
         return tuple(self.sizes)
 
     @property
+    def needs_image(self) -> bool:
+        """An image-to-video model only: its pipeline is the image one, loaded from the weights."""
+        return Capability.FIRST_FRAME in self.requires
+
+    @property
     def supports_image(self) -> bool:
-        return self.i2v_pipeline is not None
+        return Capability.FIRST_FRAME in self.capabilities
 
     @property
     def supports_text(self) -> bool:
         """Makes a video from the prompt alone (an image-to-video-only model needs a first frame)."""
-        return not self.needs_image
+        return Capability.TEXT in self.capabilities
+
+    def missing(self, needs: frozenset[Capability]) -> tuple[Capability, bool] | None:
+        """The first capability a request with `needs` lacks here (True: one the preset requires and
+        the request does not give), or None when the preset serves it."""
+        for capability in Capability:
+            if capability in self.requires and capability not in needs:
+                return capability, True
+        for capability in Capability:
+            if capability in needs and capability not in self.capabilities:
+                return capability, False
+        return None
 
     def size_for(self, aspect_ratio: str) -> tuple[int, int]:
         return self.sizes[aspect_ratio]
@@ -121,11 +166,19 @@ _WAN_I2V: dict[str, Any] = dict(
     family="wan",
     pipeline="WanImageToVideoPipeline",
     i2v_pipeline="WanImageToVideoPipeline",
-    needs_image=True,
+    capabilities=_IMAGE,
+    requires=_IMAGE,
     frame_multiple=4,
 )
+# First and last frame (Wan 2.1 FLF2V): CLIP features of both images, with learned positions for the
+# pair (514 tokens), and the VAE latents of both frames beside the noise; it cannot run with one.
+_WAN_FLF2V: dict[str, Any] = _WAN_I2V | dict(capabilities=_FIRST_AND_LAST, requires=_FIRST_AND_LAST)
 _LTX: dict[str, Any] = dict(
-    family="ltx", pipeline="LTXPipeline", i2v_pipeline="LTXImageToVideoPipeline", frame_multiple=8
+    family="ltx",
+    pipeline="LTXPipeline",
+    i2v_pipeline="LTXImageToVideoPipeline",
+    capabilities=_TEXT_OR_IMAGE,
+    frame_multiple=8,
 )
 # What the tiny Wan test presets share: a 24-wide, 2-block network at 160x96, 8 fps, 4 steps.
 _TINY_WAN: dict[str, Any] = dict(
@@ -173,6 +226,7 @@ _BASES: tuple[Preset, ...] = (
         backbone=Backbone("wan", 3072, 30),
         **_WAN,
         i2v_pipeline="WanImageToVideoPipeline",
+        capabilities=_TEXT_OR_IMAGE,
         repo="Wan-AI/Wan2.2-TI2V-5B-Diffusers",
         sizes=_sizes((1280, 704)),
         fps=24,
@@ -231,6 +285,21 @@ _BASES: tuple[Preset, ...] = (
         description="Wan 2.2 image-to-video, two 14B experts (high/low noise), 720p (an image is required).",
     ),
     Preset(
+        name="wan2.1-flf2v-14b-720p",
+        backbone=Backbone("wan", 5120, 40),
+        **_WAN_FLF2V,
+        repo="Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
+        sizes=_sizes((1280, 720)),
+        fps=16,
+        dim_multiple=16,
+        steps=50,
+        guidance=5.0,
+        shift=16.0,
+        durations=(5,),  # 81 frames, the length Wan's first-last-frame code is written for
+        price_per_second=0.25,
+        description="Wan 2.1 first-and-last-frame-to-video 14B, 720p (a first and a last image required).",
+    ),
+    Preset(
         name="ltx-video",
         backbone=Backbone("ltx", 2048, 28),
         **_LTX,
@@ -260,6 +329,7 @@ _BASES: tuple[Preset, ...] = (
         **_TINY_WAN,
         **_WAN,
         i2v_pipeline="WanImageToVideoPipeline",
+        capabilities=_TEXT_OR_IMAGE,
         repo="wan2.2",
         dim_multiple=32,
         guidance=5.0,
@@ -275,6 +345,16 @@ _BASES: tuple[Preset, ...] = (
         guidance=5.0,
         shift=3.0,
         description="Tiny random Wan 2.1 I2V with its CLIP image encoder (test model, not a real model).",
+    ),
+    Preset(
+        name="tiny-wan2.1-flf2v",
+        **_TINY_WAN,
+        **_WAN_FLF2V,
+        repo="wan2.1-flf2v",
+        dim_multiple=16,
+        guidance=5.0,
+        shift=16.0,
+        description="Tiny random Wan 2.1 FLF2V, first and last frame (test model, not a real model).",
     ),
     Preset(
         name="tiny-wan2.2-a14b",
@@ -455,9 +535,11 @@ class Catalog:
         aliases: Mapping[str, str] | None = None,
         default_model: str = DEFAULT_MODEL,
         fast_model: str | None = None,
+        capability_models: Mapping[Capability, str] | None = None,
     ) -> None:
         self.presets = {p.name: p for p in presets}
         self.configured = dict(aliases or {})
+        self.capability_models = dict(capability_models or {})
         fast = fast_model or default_model
         merged = {
             **DEFAULT_ALIASES,
@@ -470,6 +552,9 @@ class Catalog:
                 raise ValueError(f"alias {alias!r} points at unknown model {target!r}")
         self.aliases = merged
         self.default = self.resolve(default_model)
+        for capability, target in self.capability_models.items():
+            if capability not in self.resolve(target).capabilities:
+                raise ValueError(f"capability model {target!r} cannot do {capability}")
 
     def resolve(self, name: str) -> Preset:
         seen: set[str] = set()
@@ -481,13 +566,33 @@ class Catalog:
         except KeyError:
             raise UnknownModel(name, self.names()) from None
 
+    def route(self, name: str, needs: frozenset[Capability]) -> Preset:
+        """The preset that makes a request naming `name` whose inputs need `needs`: the named one if it
+        can; for an alias (a protocol model name) whose preset cannot, the preset configured for one of
+        the capabilities needed. Raises `MissingCapability`, naming the presets that could."""
+        preset = self.resolve(name)
+        gap = preset.missing(needs)
+        if gap is None:
+            return preset
+        if name in self.aliases:
+            for capability in Capability:
+                target = self.capability_models.get(capability)
+                if capability in needs and target and self.resolve(target).missing(needs) is None:
+                    return self.resolve(target)
+        capability, required = gap
+        # the presets of its own kind that could: real models for a real one, test models for a tiny one
+        serving = [
+            p.name for p in self.presets.values() if p.missing(needs) is None and p.tiny == preset.tiny
+        ]
+        raise MissingCapability(preset, capability, serving, required)
+
     def names(self) -> list[str]:
         return [*self.presets, *sorted(self.aliases)]
 
     def routed(self) -> list[str]:
         """The presets the protocols send jobs to: the default model (first), then the targets of the
         configured aliases."""
-        names = (self.default.name, *self.configured.values())
+        names = (self.default.name, *self.configured.values(), *self.capability_models.values())
         return list(dict.fromkeys(self.resolve(name).name for name in names))
 
     def aliases_of(self, preset: str) -> list[str]:

@@ -11,14 +11,14 @@ import io
 import math
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from pydantic import TypeAdapter
 
-from openveo.core.catalog import Catalog, Preset, UnknownModel
+from openveo.core.catalog import Capability, Catalog, MissingCapability, Preset, UnknownModel
 from openveo.core.loras import LORA_NAME, MAX_LORAS, SCALE_RANGE, Lora, LoraUse
 from openveo.core.text import load_stored, text_problem
 
@@ -58,7 +58,8 @@ class GenerationRequest:
     aspect_ratio: str = "16:9"
     negative_prompt: str | None = None
     num_videos: int = 1
-    image: bytes | None = None
+    image: bytes | None = None  # the first frame
+    last_image: bytes | None = None  # the last frame (after a first one)
     steps: int | None = None
     guidance: float | None = None
     seed_was_random: bool = False
@@ -66,12 +67,42 @@ class GenerationRequest:
     loras: tuple[LoraUse, ...] = ()  # adapters applied on top of the model, in this order
 
     def to_json(self) -> str:
-        """As stored with its job: everything but the image (up to 20 MB, kept in a column of its own)."""
-        return _STORED.dump_json(self, exclude={"image"}).decode()
+        """As stored with its job: everything but the media inputs (up to 20 MB each; the store keeps
+        them apart, `media`)."""
+        return _STORED.dump_json(self, exclude=set(MEDIA_FIELDS)).decode()
 
     @classmethod
-    def from_json(cls, text: str | bytes, image: bytes | None = None) -> GenerationRequest:
-        return replace(_STORED.validate_python(load_stored(text)), image=image)
+    def from_json(cls, text: str | bytes) -> GenerationRequest:
+        """Without its media inputs, which the store keeps apart."""
+        return _STORED.validate_python(load_stored(text))
+
+    @property
+    def media(self) -> dict[str, bytes]:
+        """The media inputs it carries, by field name."""
+        return {name: value for name in MEDIA_FIELDS if (value := getattr(self, name)) is not None}
+
+
+# Inputs that are files, not parameters: kept out of the request's JSON, stored beside it.
+MEDIA_FIELDS = ("image", "last_image")
+# The request field that asks for each capability (what an error about it names).
+CAPABILITY_FIELDS = {
+    Capability.TEXT: "image",  # text alone: an image-to-video model answers that the image is required
+    Capability.FIRST_FRAME: "image",
+    Capability.LAST_FRAME: "last_image",
+}
+_CAN = {
+    Capability.TEXT: "makes video from text alone",
+    Capability.FIRST_FRAME: "starts a video on a given image",
+    Capability.LAST_FRAME: "ends a video on a given image",
+}
+
+
+def needs_of(fields: Mapping[str, Any]) -> frozenset[Capability]:
+    """What a request's inputs (raw fields or validated) ask of a model: the catalog routes by it."""
+    needs = {Capability.FIRST_FRAME if fields.get("image") else Capability.TEXT}
+    if fields.get("last_image"):
+        needs.add(Capability.LAST_FRAME)
+    return frozenset(needs)
 
 
 _STORED: TypeAdapter[GenerationRequest] = TypeAdapter(GenerationRequest)
@@ -99,7 +130,11 @@ def build_request(
 
     prompt = _required_text(fields.get("prompt"), "prompt", limits.max_prompt_chars)
     negative = _text(fields.get("negative_prompt"), "negative_prompt", MAX_NEGATIVE_PROMPT_CHARS)
-    preset = _preset(fields.get("model"), catalog)
+    image = _image(fields.get("image"), "image", limits.max_image_bytes)
+    last_image = _image(fields.get("last_image"), "last_image", limits.max_image_bytes)
+    if last_image is not None and image is None:
+        raise InvalidRequest("last_image", "needs a first frame: send image as well")
+    preset = _preset(fields.get("model"), catalog, needs_of({"image": image, "last_image": last_image}))
 
     duration = _integer(fields.get("duration_s", preset.durations[0]), "duration_s")
     if duration not in preset.durations:
@@ -120,7 +155,6 @@ def build_request(
         raise InvalidRequest("num_videos", f"must be from 1 to {MAX_NUM_VIDEOS}; got {num_videos}")
 
     seed, drawn = _seed(fields.get("seed"))
-    image = _image(fields.get("image"), preset, catalog, limits.max_image_bytes)
     steps = _optional_int(fields.get("steps"), "steps", 1, preset.max_steps)
     if steps is not None and preset.timesteps is not None and steps != len(preset.timesteps):
         raise InvalidRequest(
@@ -139,6 +173,7 @@ def build_request(
         negative_prompt=negative,
         num_videos=num_videos,
         image=image,
+        last_image=last_image,
         steps=steps,
         guidance=guidance,
         seed_was_random=drawn,
@@ -156,6 +191,7 @@ _FIELDS = {
     "aspect_ratio",
     "num_videos",
     "image",
+    "last_image",
     "steps",
     "guidance",
     "output_size",
@@ -187,13 +223,33 @@ def _text(value: Any, field: str, limit: int, *, required: bool = False) -> str 
     return value.strip()
 
 
-def _preset(value: Any, catalog: Catalog) -> Preset:
+def _preset(value: Any, catalog: Catalog, needs: frozenset[Capability]) -> Preset:
+    """The preset named, or the one its alias routes a request with these inputs to."""
     if not isinstance(value, str) or not value:
         raise InvalidRequest("model", f"is required; choose one of: {', '.join(catalog.names())}")
     try:
-        return catalog.resolve(value)
+        return catalog.route(value, needs)
     except UnknownModel as exc:
         raise InvalidRequest("model", f"must be one of: {', '.join(exc.known)}; got {value!r}") from None
+    except MissingCapability as exc:
+        raise _refusal(exc) from None
+
+
+def _refusal(exc: MissingCapability) -> InvalidRequest:
+    field, name = CAPABILITY_FIELDS[exc.capability], exc.preset.name
+    others = ", ".join(exc.serving) or "none in this catalog"
+    if not exc.required:
+        return InvalidRequest(
+            field, f"is not supported by {name}; models that {_CAN[exc.capability]}: {others}"
+        )
+    if exc.capability == Capability.LAST_FRAME:
+        return InvalidRequest(
+            field, f"is required: {name} makes video between a first and a last image; models that start "
+            f"on a first image alone: {others}",
+        )  # fmt: skip
+    return InvalidRequest(
+        field, f"is required: {name} makes video from an image; models that make it from text alone: {others}"
+    )
 
 
 def _integer(value: Any, field: str) -> int:
@@ -244,24 +300,14 @@ def _seed(value: Any) -> tuple[int, bool]:
     return seed, False
 
 
-def _image(value: Any, preset: Preset, catalog: Catalog, max_bytes: int) -> bytes | None:
+def _image(value: Any, field: str, max_bytes: int) -> bytes | None:
+    """An input image's bytes, checked from the header (size, pixel count) before anything decodes it."""
     if value is None or value == b"":
-        if preset.needs_image:
-            text_models = ", ".join(p.name for p in catalog.presets.values() if p.supports_text)
-            raise InvalidRequest(
-                "image",
-                f"is required: {preset.name} makes video from an image; text-to-video models: {text_models}",
-            )
         return None
-    if not preset.supports_image:
-        image_models = ", ".join(p.name for p in catalog.presets.values() if p.supports_image)
-        raise InvalidRequest(
-            "image", f"is not supported by {preset.name}; image-to-video models: {image_models}"
-        )
     if not isinstance(value, bytes):
-        raise InvalidRequest("image", "must be the bytes of a PNG, JPEG or WebP image")
+        raise InvalidRequest(field, "must be the bytes of a PNG, JPEG or WebP image")
     if len(value) > max_bytes:
-        raise InvalidRequest("image", f"must be at most {max_bytes} bytes; got {len(value)}")
+        raise InvalidRequest(field, f"must be at most {max_bytes} bytes; got {len(value)}")
     too_large = (
         f"must be at most {MAX_IMAGE_SIDE} pixels on a side and {MAX_IMAGE_PIXELS} pixels in all; got "
     )
@@ -269,14 +315,14 @@ def _image(value: Any, preset: Preset, catalog: Catalog, max_bytes: int) -> byte
         with Image.open(io.BytesIO(value)) as img:  # reads the header only
             width, height = img.size
             if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
-                raise InvalidRequest("image", f"{too_large}{width}x{height}")
+                raise InvalidRequest(field, f"{too_large}{width}x{height}")
             img.verify()
     except Image.DecompressionBombError:  # past Pillow's own ceiling, far above ours
-        raise InvalidRequest("image", f"{too_large}one far larger") from None
+        raise InvalidRequest(field, f"{too_large}one far larger") from None
     except InvalidRequest:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InvalidRequest("image", "is not a readable image; send a PNG, JPEG or WebP file") from None
+        raise InvalidRequest(field, "is not a readable image; send a PNG, JPEG or WebP file") from None
     return value
 
 

@@ -199,6 +199,8 @@ class Engine:
         if request.image is not None:
             pipe = model.image_to_video
             args["image"] = fit_image(request.image, width, height)
+        if request.last_image is not None:  # WanImageToVideoPipeline: the video ends on it
+            args["last_image"] = fit_image(request.last_image, width, height)
 
         total = steps * request.num_videos
         clock = StageClock(model)

@@ -66,7 +66,9 @@ class BatchedGuidance:
             dist.all_gather(halves, mine, group=self.group)
             return halves[0], halves[1]
         batch = hidden_states.shape[0]
-        doubled = {k: _twice(v, batch) for k, v in kwargs.items()}
+        doubled = {
+            k: torch.cat([v, v]) if k in PER_SAMPLE and v is not None else v for k, v in kwargs.items()
+        }
         out = self._forward(
             torch.cat([hidden_states, hidden_states]),
             _twice(timestep, batch),
@@ -77,8 +79,15 @@ class BatchedGuidance:
         return out[:batch], out[batch:]
 
 
-def _twice(value: Any, batch: int) -> Any:
-    """Per-sample inputs (timesteps, image embeddings) repeated for the second half of the batch."""
-    if isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == batch:
-        return torch.cat([value, value])
-    return value
+# The Wan transformer's keyword inputs that hold one entry (or a fixed number) per sample, repeated for
+# the second half of the batch: CLIP image features (two per sample for a first-and-last-frame model,
+# which the transformer pairs up) and VACE's control latents. Anything else (VACE's per-layer scales)
+# is the same for both halves.
+PER_SAMPLE = ("encoder_hidden_states_image", "control_hidden_states")
+
+
+def _twice(timestep: Any, batch: int) -> Any:
+    """The timestep for both halves: per sample (or per token) if it is, else one for all."""
+    if isinstance(timestep, torch.Tensor) and timestep.ndim > 0 and timestep.shape[0] == batch:
+        return torch.cat([timestep, timestep])
+    return timestep

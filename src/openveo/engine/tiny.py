@@ -60,7 +60,9 @@ def _wan(version: str):
     """The Wan layouts: "2.1" (T2V, 16-channel latents, 8x VAE), "2.2" (TI2V-5B: 48 channels, 16x VAE,
     per-token timesteps), "2.1-i2v" (the first frame's latents and a mask beside the noise, 36 channels
     in, and CLIP image features through extra cross-attention keys), "2.2-a14b" (the 2.1 layout with a
-    high-noise and a low-noise expert, switching at t = 875, as Wan2.2-T2V-A14B does)."""
+    high-noise and a low-noise expert, switching at t = 875, as Wan2.2-T2V-A14B does), "2.1-flf2v" (the
+    I2V layout taking a first and a last frame: the CLIP features of both, with learned positions for
+    the pair, as Wan2.1-FLF2V-14B has for its 2 x 257 image tokens)."""
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanPipeline
 
     tokenizer = build_tokenizer()
@@ -97,9 +99,11 @@ def _wan(version: str):
     # every layout the weights it has always had.
     pipeline_cls: Any = WanPipeline
     parts: dict[str, Any] = dict(vae=vae, scheduler=scheduler)
-    if version == "2.1-i2v":
+    image_conditioned = version in ("2.1-i2v", "2.1-flf2v")
+    if image_conditioned:
         pipeline_cls = WanImageToVideoPipeline
-        parts["transformer"] = _wan_transformer(in_channels=36, out_channels=16, image_dim=16)
+        pair = 2 * _CLIP_TOKENS if version == "2.1-flf2v" else None
+        parts["transformer"] = _wan_transformer(36, 16, image_dim=16, pos_embed_seq_len=pair)
     elif version == "2.2-a14b":
         parts["transformer"] = _wan_transformer(channels, channels)
         parts["transformer_2"] = _wan_transformer(channels, channels)
@@ -108,7 +112,7 @@ def _wan(version: str):
         parts["transformer"] = _wan_transformer(channels, channels)
         parts["expand_timesteps"] = expand
     parts |= dict(tokenizer=tokenizer, text_encoder=_text_encoder("umt5", len(tokenizer)))
-    if version == "2.1-i2v":
+    if image_conditioned:
         from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
 
         clip = CLIPVisionConfig(
@@ -117,16 +121,23 @@ def _wan(version: str):
             projection_dim=16,
             num_hidden_layers=2,
             num_attention_heads=2,
-            image_size=32,
-            patch_size=8,
+            image_size=_CLIP_SIZE,
+            patch_size=_CLIP_PATCH,
         )
         parts |= dict(
-            image_encoder=CLIPVisionModel(clip), image_processor=CLIPImageProcessor(crop_size=32, size=32)
+            image_encoder=CLIPVisionModel(clip),
+            image_processor=CLIPImageProcessor(crop_size=_CLIP_SIZE, size=_CLIP_SIZE),
         )
     return pipeline_cls(**parts)
 
 
-def _wan_transformer(in_channels: int, out_channels: int, image_dim: int | None = None):
+_CLIP_SIZE, _CLIP_PATCH = 32, 8
+_CLIP_TOKENS = (_CLIP_SIZE // _CLIP_PATCH) ** 2 + 1  # patches and the class token, per image
+
+
+def _wan_transformer(
+    in_channels: int, out_channels: int, image_dim: int | None = None, pos_embed_seq_len: int | None = None
+):
     from diffusers import WanTransformer3DModel
 
     heads, head_dim = 2, 12
@@ -143,6 +154,7 @@ def _wan_transformer(in_channels: int, out_channels: int, image_dim: int | None 
         rope_max_seq_len=64,
         image_dim=image_dim,
         added_kv_proj_dim=heads * head_dim if image_dim else None,
+        pos_embed_seq_len=pos_embed_seq_len,
     )
 
 
@@ -193,6 +205,7 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "wan2.2": lambda: _wan("2.2"),
     "wan2.1-i2v": lambda: _wan("2.1-i2v"),
     "wan2.2-a14b": lambda: _wan("2.2-a14b"),
+    "wan2.1-flf2v": lambda: _wan("2.1-flf2v"),
     "ltx": _ltx,
 }
 

@@ -32,12 +32,12 @@ from openveo.core.request import GenerationRequest
 from openveo.service import billing, webhooks
 from openveo.service.keys import ApiKey
 from openveo.store.db import Database
-from openveo.store.schema import jobs
+from openveo.store.schema import job_inputs, jobs
 
 
 @dataclass(frozen=True)
 class ClaimedJob:
-    """What a worker needs to run a job: the full request, image included."""
+    """What a worker needs to run a job: the full request, its media inputs included."""
 
     job: Job
     request: GenerationRequest
@@ -141,6 +141,13 @@ class Jobs:
                         updated_at=now,
                     )
                 )
+                inputs = [
+                    {"job_id": job_id, "name": name, "data": data}
+                    for name, data in request.media.items()
+                    if name != "image"  # the first frame has its column in jobs
+                ]
+                if inputs:
+                    conn.execute(job_inputs.insert(), inputs)
                 billing.reserve(conn, key.id, job_id, cost)
                 job = _get(conn, job_id)
         except IntegrityError:
@@ -270,7 +277,8 @@ class Jobs:
                 raise JobNotFound(job_id)
             if not job.done:
                 _finish(conn, job_id, JobStatus.CANCELED, error="deleted by the client")
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(deleted_at=time.time()))
+            conn.execute(update(jobs).where(jobs.c.id == job_id).values(deleted_at=time.time(), image=None))
+            conn.execute(job_inputs.delete().where(job_inputs.c.job_id == job_id))
             job = _get(conn, job_id, include_deleted=True)
         self.signals.changed()
         return job
@@ -311,8 +319,12 @@ class Jobs:
                 )
             )
             job = _get(conn, row.id)
+            inputs = conn.execute(
+                select(job_inputs.c.name, job_inputs.c.data).where(job_inputs.c.job_id == row.id)
+            ).all()
         self.signals.changed()
-        return ClaimedJob(job=job, request=replace(job.request, image=row.image))
+        media = {"image": row.image, **{name: data for name, data in inputs}}
+        return ClaimedJob(job=job, request=replace(job.request, **media))
 
     def heartbeat(
         self, job_id: str, worker_id: str, step: int | None = None, total: int | None = None

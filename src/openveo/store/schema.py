@@ -86,6 +86,17 @@ jobs = Table(
     Index("ix_jobs_key_created", "key_id", "created_at"),
 )
 
+# A job's media inputs besides its first frame (`jobs.image`): the last frame, and the further inputs
+# (reference images, a source video, a mask) as the request model gains them. Only the claiming worker
+# and a remix read them; deleting the job deletes them.
+job_inputs = Table(
+    "job_inputs",
+    metadata,
+    Column("job_id", String(40), ForeignKey("jobs.id"), primary_key=True),
+    Column("name", String(40), primary_key=True),  # the GenerationRequest field it fills
+    Column("data", LargeBinary, nullable=False),
+)
+
 # Transactional outbox: a delivery row is written in the same transaction as the job's state change.
 webhook_deliveries = Table(
     "webhook_deliveries",
