@@ -108,3 +108,34 @@ def make_tiny_loras(models_root: Path, folder: Path) -> dict[str, Path]:
     files["not-a-lora"] = folder / "not-a-lora.safetensors"
     save_file({"weight": torch.zeros(4, 4)}, str(files["not-a-lora"]))
     return files
+
+
+def credits_of(server, key: str) -> float:
+    """A key's balance, as Segmind's credits route reports it."""
+    import httpx
+
+    return httpx.get(f"{server.url}/v1/get-user-credits", headers={"x-api-key": key}).json()["credits"]
+
+
+def vertex_client(server, key: str):
+    """google-genai 3.x (Vertex form) pointed at `server`."""
+    from google import genai
+    from google.genai import types
+
+    return genai.Client(enterprise=True, api_key=key, http_options=types.HttpOptions(base_url=server.url))
+
+
+def finished_native_job(server, key: str, job_id: str, timeout_s: float = 120) -> dict:
+    """A native job (`GET /v1/jobs/ID`) once it has succeeded; fails the test if it fails or hangs."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while (job := httpx.get(f"{server.url}/v1/jobs/{job_id}", headers={"x-api-key": key}).json())[
+        "status"
+    ] not in ("succeeded", "failed", "canceled"):
+        assert time.monotonic() < deadline, f"job {job_id} never finished"
+        time.sleep(0.2)
+    assert job["status"] == "succeeded", job["error"]
+    return job

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     )
     max_prompt_chars: int = Field(default=32_000, ge=1)
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_video_bytes: int = Field(
+        default=24 * 1024 * 1024, ge=1, description="Largest source video a request may extend."
+    )
     video_crf: int = Field(default=18, ge=0, le=51, description="x264 quality: lower is better and larger.")
 
     # Service

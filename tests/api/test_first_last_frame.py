@@ -14,7 +14,9 @@ from google import genai
 from google.genai import errors, types
 
 from openveo.core.catalog import Capability
-from tests.helpers import decode, png_bytes
+from tests.helpers import credits_of as credits
+from tests.helpers import decode, finished_native_job, png_bytes
+from tests.helpers import vertex_client as vertex
 from tests.inprocess import LocalServer
 
 FLF2V = "tiny-wan2.1-flf2v"
@@ -32,14 +34,6 @@ def routed(tmp_path_factory, models_root):
         c2pa=False,
     ) as running:
         yield running
-
-
-def vertex(server, key: str) -> genai.Client:
-    return genai.Client(enterprise=True, api_key=key, http_options=types.HttpOptions(base_url=server.url))
-
-
-def credits(server, key: str) -> float:
-    return httpx.get(f"{server.url}/v1/get-user-credits", headers={"x-api-key": key}).json()["credits"]
 
 
 def veo(client: genai.Client, tmp_path, name: str, last: bytes | None, first: bytes = png_bytes(320, 180)):
@@ -89,14 +83,7 @@ def test_native_api_takes_a_last_image(routed, tmp_path):
     body = {"prompt": "a door opens", "model": FLF2V, "image": first, "last_image": last, "seed": 2}
     created = httpx.post(f"{routed.url}/v1/jobs", json=body, headers={"x-api-key": key})
     assert created.status_code == 201, created.text
-    job_id = created.json()["id"]
-    deadline = time.monotonic() + 120
-    while (job := httpx.get(f"{routed.url}/v1/jobs/{job_id}", headers={"x-api-key": key}).json())[
-        "status"
-    ] not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    assert job["status"] == "succeeded", job["error"]
+    job = finished_native_job(routed, key, created.json()["id"])
     assert "last_image" not in job["request"] and job["model"] == FLF2V
     path = tmp_path / "door.mp4"
     path.write_bytes(httpx.get(job["videos"][0]["url"]).content)

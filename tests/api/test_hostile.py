@@ -309,7 +309,10 @@ def test_an_input_the_model_cannot_read_fails_at_once_and_is_refunded(server, ke
     ("body", "name"),
     [
         ({"instances": [{"prompt": "x", "video": {"bytesBase64Encoded": "AA=="}}]}, "video"),
-        ({"instances": [{"prompt": "x", "referenceImages": []}]}, "referenceImages"),
+        (
+            {"instances": [{"prompt": "x", "referenceImages": [{"referenceType": "STYLE"}]}]},
+            "referenceImages",
+        ),
         ({"instances": [{"prompt": "x", "mask": {}}]}, "mask"),
         ({"instances": [{"prompt": "x", "style": "noir"}]}, "style"),
         ({"instances": [{"prompt": "x"}], "frobnicate": 1}, "frobnicate"),

@@ -8,10 +8,12 @@ small fraction of what guidance itself changes in them.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, replace
 
 import diffusers
 import numpy as np
+import PIL.Image
 import torch
 
 from openveo.bench.engine import psnr
@@ -74,10 +76,18 @@ def baseline(settings: Settings, request: GenerationRequest) -> Reference:
             guidance=preset.guidance if req.guidance is None else req.guidance, guidance_2=None,
         )  # fmt: skip
         call_pipe = pipe
-        if req.image is not None:
+        if preset.vace:  # diffusers' documented form: kept frames black in the mask, gray frames to make
+            frames = [PIL.Image.new("RGB", (width, height), (128, 128, 128))] * args["num_frames"]
+            masks = [PIL.Image.new("L", (width, height), 255)] * args["num_frames"]
+            if req.image is not None:
+                frames = [fit_image(req.image, width, height), *frames[1:]]
+                masks = [PIL.Image.new("L", (width, height), 0), *masks[1:]]
+            references = [PIL.Image.open(io.BytesIO(data)).convert("RGB") for data in req.reference_images]
+            args.update(video=frames, mask=masks, reference_images=references or None)
+        elif req.image is not None:
             call_pipe = getattr(diffusers, preset.i2v_pipeline).from_pipe(pipe)
             args["image"] = fit_image(req.image, width, height)
-        if req.last_image is not None:
+        if req.last_image is not None and not preset.vace:
             args["last_image"] = fit_image(req.last_image, width, height)
         generator = torch.Generator("cpu").manual_seed(req.seed)
         return to_uint8(call_pipe(**args, generator=generator).frames[0])

@@ -35,6 +35,9 @@ DIM_MULTIPLE = {
     "tiny-wan2.2-a14b-fast": 16,
     "wan2.1-flf2v-14b-720p": 16,
     "tiny-wan2.1-flf2v": 16,
+    "wan2.1-vace-1.3b": 16,
+    "wan2.1-vace-14b": 16,
+    "tiny-wan2.1-vace": 16,
 }
 
 
@@ -106,23 +109,62 @@ def test_call_arguments_follow_the_family():
 
 
 TEXT, FIRST, LAST = Capability.TEXT, Capability.FIRST_FRAME, Capability.LAST_FRAME
+REFERENCES, EXTEND = Capability.REFERENCE_IMAGES, Capability.EXTEND
 
 
 def test_capabilities_follow_the_pipelines():
     """What each preset says it can do is what its diffusers pipeline and weights do (docs/api.md)."""
     for preset in PRESETS:
         assert preset.requires <= preset.capabilities
-        assert (FIRST in preset.capabilities) == (preset.i2v_pipeline is not None)
-        assert (TEXT in preset.capabilities) == (preset.pipeline in ("WanPipeline", "LTXPipeline"))
+        assert (FIRST in preset.capabilities) == (preset.i2v_pipeline is not None or preset.vace)
+        text_pipelines = ("WanPipeline", "LTXPipeline", "WanVACEPipeline")
+        assert (TEXT in preset.capabilities) == (preset.pipeline in text_pipelines)
         # Only a transformer with learned positions for two images' CLIP tokens takes a last frame
-        # (diffusers' WanImageToVideoPipeline; Wan 2.1 I2V fails on one, Wan 2.2 TI2V ignores it).
-        assert (LAST in preset.capabilities) == preset.name.startswith(("wan2.1-flf2v", "tiny-wan2.1-flf2v"))
+        # (diffusers' WanImageToVideoPipeline; Wan 2.1 I2V fails on one, Wan 2.2 TI2V ignores it),
+        # and VACE, which keeps any frame its mask says to keep.
+        flf2v = preset.name.startswith(("wan2.1-flf2v", "tiny-wan2.1-flf2v"))
+        assert (LAST in preset.capabilities) == (flf2v or preset.vace)
+        # references and extension: VACE's reference images and control video (WanVACEPipeline)
+        assert (REFERENCES in preset.capabilities) == (EXTEND in preset.capabilities) == preset.vace
     flf2v = Catalog().resolve("wan2.1-flf2v-14b-720p")
     assert flf2v.requires == {FIRST, LAST} and flf2v.repo == "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers"
     # Wan-Video/Wan2.1 generate.py: flf2v samples 50 steps at shift 16, guidance 5.0, 81 frames at 16 fps
     recipe = (flf2v.steps, flf2v.shift, flf2v.guidance, flf2v.frames_for(5), flf2v.fps)
     assert recipe == (50, 16.0, 5.0, 81, 16)
     assert flf2v.size_for("16:9") == (1280, 720) and flf2v.durations == (5,)
+
+
+def test_vace_presets_follow_wan():
+    """Wan-Video/Wan2.1 generate.py: VACE samples 50 steps at shift 16 and guidance 5.0, 81 frames
+    at 16 fps; wan/configs: vace-1.3B at 480p (832x480), vace-14B at 720p (1280x720) and 480p.
+    Repo ids: diffusers' docs/source/en/api/pipelines/wan.md (Wan-AI's diffusers-format repos)."""
+    catalog = Catalog()
+    for name, repo, size in (
+        ("wan2.1-vace-1.3b", "Wan-AI/Wan2.1-VACE-1.3B-diffusers", (832, 480)),
+        ("wan2.1-vace-14b", "Wan-AI/Wan2.1-VACE-14B-diffusers", (1280, 720)),
+    ):
+        vace = catalog.resolve(name)
+        assert vace.repo == repo and vace.size_for("16:9") == size and vace.pipeline == "WanVACEPipeline"
+        recipe = (vace.steps, vace.shift, vace.guidance, vace.frames_for(5), vace.fps)
+        assert recipe == (50, 16.0, 5.0, 81, 16) and vace.requires == frozenset()
+    assert catalog.resolve("wan2.1-vace-1.3b").backbone == catalog.resolve("wan2.1-t2v-1.3b").backbone
+    assert catalog.resolve("wan2.1-vace-14b").backbone == catalog.resolve("wan2.1-t2v-14b").backbone
+
+
+def test_an_extension_is_one_pass_of_the_trained_length():
+    """The new seconds and as many of the source's last frames as fill 81 frames (at least 9)."""
+    vace = Catalog().resolve("wan2.1-vace-1.3b")
+    assert vace.trained_frames == 81 and vace.max_extension_s == 4
+    assert vace.extension_frames(4, 160) == (17, 64)
+    assert vace.extension_frames(1, 160) == (65, 16)
+    assert vace.extension_frames(4, 12) == (9, 64)  # a short source: all of it the pass can take
+    for seconds in range(1, vace.max_extension_s + 1):
+        for source in (9, 10, 33, 480):
+            context, new = vace.extension_frames(seconds, source)
+            assert (context + new) % 4 == 1 and context + new <= 81 and 9 <= context <= source
+            assert new == seconds * vace.fps
+    tiny = Catalog().resolve("tiny-wan2.1-vace")
+    assert tiny.max_extension_s == 4 and tiny.extension_frames(3, 41) == (17, 24)
 
 
 def test_a_protocol_name_routes_by_what_the_request_needs():
@@ -135,7 +177,8 @@ def test_a_protocol_name_routes_by_what_the_request_needs():
     with pytest.raises(MissingCapability) as caught:
         catalog.route("wan2.2-ti2v-5b", frozenset({FIRST, LAST}))
     assert caught.value.capability == LAST and not caught.value.required
-    assert caught.value.serving == ["wan2.1-flf2v-14b-720p"]  # real models only for a real one
+    # real models only for a real one
+    assert caught.value.serving == ["wan2.1-flf2v-14b-720p", "wan2.1-vace-1.3b", "wan2.1-vace-14b"]
     # without a configured model for the capability, the alias's own preset refuses it
     with pytest.raises(MissingCapability):
         Catalog().route("veo-2", frozenset({FIRST, LAST}))

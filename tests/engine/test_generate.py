@@ -137,3 +137,37 @@ def test_generate_at_an_output_size(engine, catalog):
     result = engine.generate(request)
     assert result.videos[0].shape[1:] == (180, 320, 3)
     assert (result.width, result.height) == (320, 180)
+
+
+def test_an_extension_starts_with_the_source_frames_as_they_were(engine, catalog, tmp_path):
+    """The answer is the source video, frame for frame as it decodes, then the new seconds; changing
+    the source changes what is added."""
+    from openveo.engine.video import read_frames
+
+    made = engine.generate(request(catalog, model="tiny-wan2.1"))  # another model's video, 5 s at 8 fps
+    source = write_mp4(made.videos[0], tmp_path / "source.mp4", made.fps).read_bytes()
+    extended = engine.generate(request(catalog, model="tiny-wan2.1-vace", source_video=source, duration_s=2))
+    frames = read_frames(source, 100)
+    assert extended.num_frames == len(frames) + 16 == len(extended.videos[0]) and extended.source_frames == 41
+    assert np.array_equal(extended.videos[0][: len(frames)], frames)
+    still = np.repeat(frames[-1:], 41, axis=0)  # the same length, ending on the same frame, not moving
+    other = write_mp4(still, tmp_path / "still.mp4", made.fps).read_bytes()
+    from_still = engine.generate(request(catalog, model="tiny-wan2.1-vace", source_video=other, duration_s=2))
+    assert not np.array_equal(from_still.videos[0][-16:], extended.videos[0][-16:])
+
+
+def test_an_extended_video_carries_its_own_mark(engine, catalog, tmp_path):
+    """Every frame, the source's included, is marked with the extension's payload (over the source's
+    own mark), so the detector reads the new video's mark."""
+    from openveo.engine.video import read_frames
+    from openveo.provenance.identity import Watermark
+    from openveo.provenance.watermark import detect
+
+    key = b"k" * 32
+    made = engine.generate(request(catalog, model="tiny-wan2.2"), watermark=Watermark(key, 0x1111))
+    source = write_mp4(made.videos[0], tmp_path / "source.mp4", made.fps).read_bytes()
+    extension = request(catalog, model="tiny-wan2.1-vace", source_video=source, duration_s=2)
+    extended = engine.generate(extension, watermark=Watermark(key, 0x2222))
+    path = write_mp4(extended.videos[0], tmp_path / "extended.mp4", extended.fps, crf=12)
+    found = detect(read_frames(path.read_bytes(), 100), key)
+    assert found.found and found.payload == 0x2222

@@ -46,12 +46,20 @@ def test_image_to_video_matches_plain_diffusers(settings, catalog):
     assert psnr(reference.frames, ours) >= EXACT_DB
 
 
-def test_first_and_last_frame_matches_plain_diffusers(settings, catalog):
-    """FLF2V's transformer takes two CLIP embeddings per sample and pairs them up: batched guidance
-    must double them as pairs, or the prompt and negative halves would mix each other's frames."""
-    request = short_request("tiny-wan2.1-flf2v", image=png_bytes(200, 120), last_image=png_bytes(200, 120, 5))
+@pytest.mark.parametrize(
+    ("model", "inputs"),
+    [
+        ("tiny-wan2.1-flf2v", dict(image=png_bytes(200, 120), last_image=png_bytes(200, 120, 5))),
+        ("tiny-wan2.1-vace", dict(image=png_bytes(200, 120), reference_images=(png_bytes(90, 90, 3),))),
+    ],
+)
+def test_conditioned_passes_match_plain_diffusers(settings, catalog, model, inputs):
+    """What a transformer takes per sample besides the noise must be doubled with it by batched
+    guidance: FLF2V's two CLIP embeddings (as a pair, or the prompt and negative halves would mix
+    each other's frames), VACE's control latents (a kept first frame, a reference laid in front)."""
+    request = short_request(model, **inputs)
     engine = engine_with(settings, catalog)
-    latents = capture_latents(engine.load("tiny-wan2.1-flf2v").pipe)
+    latents = capture_latents(engine.load(model).pipe)
     ours = engine.generate(request).videos[0]
     reference = baseline(settings, request)
     reference.assert_matches(latents[0])

@@ -152,6 +152,75 @@ def test_an_alias_routes_a_last_frame_to_the_configured_model():
     assert routed.model == "tiny-wan2.1-flf2v"
 
 
+VACE = "tiny-wan2.1-vace"
+
+
+def test_reference_images_are_asset_images_and_at_most_three():
+    one, two, three = png_bytes(seed=1), png_bytes(seed=2), png_bytes(seed=3)
+    request = build(model=VACE, reference_images=[one, {"image": two, "type": "ASSET"}, {"image": three}])
+    assert request.reference_images == (one, two, three)
+    assert "reference_images" not in request.to_json()
+    assert request.media == {f"reference_images.{i}": image for i, image in enumerate((one, two, three))}
+    stored = GenerationRequest.from_json(request.to_json())
+    assert stored.reference_images == () and stored.with_media(request.media) == request
+    error = rejected(model=VACE, reference_images=[one] * 4)
+    assert error.field == "reference_images" and "at most 3" in error.message()
+    error = rejected(model=VACE, reference_images=[one, {"image": two, "type": "STYLE"}])
+    assert error.field == "reference_images[1]" and "STYLE reference" in error.message()
+    error = rejected(model=VACE, reference_images=[{"image": one, "type": "mood"}])
+    assert error.field == "reference_images[0]" and "asset and style" in error.message()
+    error = rejected(model=VACE, reference_images=[b"not an image"])
+    assert error.field == "reference_images[0]" and "readable image" in error.message()
+    error = rejected(model=VACE, reference_images="a picture")
+    assert error.field == "reference_images" and "list of images" in error.message()
+    error = rejected(reference_images=[one])  # tiny-wan2.2 shows no references
+    assert error.field == "reference_images" and "not supported by tiny-wan2.2" in error.message()
+    assert VACE in error.message()
+
+
+def _video(tmp_path, seconds: float = 2, fps: int = 8, size: tuple[int, int] = (160, 96)) -> bytes:
+    import numpy as np
+
+    from openveo.engine.video import write_mp4
+
+    frames = np.full((round(seconds * fps), size[1], size[0], 3), 90, dtype=np.uint8)
+    return write_mp4(frames, tmp_path / f"v{seconds}-{fps}-{size}.mp4", fps).read_bytes()
+
+
+def test_an_extension_keeps_the_source_shape_and_counts_the_seconds_added(tmp_path):
+    source = _video(tmp_path)
+    request = build(model=VACE, source_video=source, duration_s=3)
+    assert (request.duration_s, request.aspect_ratio, request.output_size) == (3, "16:9", (160, 96))
+    assert build(model=VACE, source_video=source).duration_s == 4  # without a length: the most it adds
+    assert "source_video" not in request.to_json() and request.media == {"source_video": source}
+    portrait = build(model=VACE, source_video=_video(tmp_path, size=(96, 160)))
+    assert portrait.aspect_ratio == "9:16"
+    cases = [
+        ({"duration_s": 5}, "duration_s", "from 1 to 4 seconds"),
+        ({"aspect_ratio": "9:16"}, "aspect_ratio", "must be 16:9, the source video's"),
+        ({"output_size": "320x192"}, "output_size", "keeps the source's 160x96"),
+        ({"image": png_bytes()}, "image", "cannot be sent with a video to extend"),
+    ]
+    for extra, field, words in cases:
+        error = rejected(model=VACE, source_video=source, **extra)
+        assert error.field == field and words in error.message(), error.message()
+    sources = [
+        (b"\x00\x00\x00\x18ftypmp42 but nothing more", "is not a readable video"),
+        (_video(tmp_path, fps=24), "must be at 8 fps"),
+        (_video(tmp_path, seconds=31), "must be 1 to 30 seconds long"),
+        (_video(tmp_path, seconds=0.5), "must be 1 to 30 seconds long"),
+        (_video(tmp_path, size=(320, 96)), "extends videos of aspect ratio"),
+    ]
+    for data, words in sources:
+        error = rejected(model=VACE, source_video=data)
+        assert error.field == "source_video" and words in error.message(), error.message()
+    error = rejected(source_video=source)
+    assert error.field == "source_video" and "not supported by tiny-wan2.2" in error.message()
+    big = Limits(max_video_bytes=100)
+    with pytest.raises(InvalidRequest, match="at most 100 bytes"):
+        build_request({"prompt": "p", "model": VACE, "source_video": source}, Catalog(), big)
+
+
 # ---- any input at all: a valid request or an InvalidRequest naming a known field, nothing else ------
 
 ANYTHING = st.recursive(
@@ -170,13 +239,15 @@ FIELD_NAMES = [
     "num_videos",
     "output_size",
     "prompt",
+    "reference_images",
     "seed",
+    "source_video",
     "steps",
 ]
 SPECIAL = [math.inf, -math.inf, math.nan, 1e308, 2**70, -1, 0, 160, 96, "160", True]
 NUMBERS = st.sampled_from(SPECIAL) | st.integers() | st.floats()
 PAIRS = st.lists(NUMBERS, min_size=2, max_size=2) | st.tuples(NUMBERS, NUMBERS)  # where sizes go
-VALUES = ANYTHING | NUMBERS | PAIRS | st.sampled_from(["5", "tiny", "9:16", "160x96", b"\x89PNG"])
+VALUES = ANYTHING | NUMBERS | PAIRS | st.sampled_from(["5", "tiny", VACE, "9:16", "160x96", b"\x89PNG"])
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
@@ -189,7 +260,7 @@ def test_any_fields_give_a_request_or_a_named_refusal(fields):
     try:
         request = build_request({"prompt": "a red panda", "model": "tiny", **fields}, Catalog(), LIMITS)
     except InvalidRequest as refused:
-        assert refused.field in FIELD_NAMES
+        assert refused.field.partition("[")[0] in FIELD_NAMES  # a list's item: reference_images[1]
         return
     preset = Catalog().resolve(request.model)
     assert request.duration_s in preset.durations and request.aspect_ratio in preset.aspect_ratios

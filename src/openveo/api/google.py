@@ -56,8 +56,8 @@ INSTANCE_FIELDS: Mapping[str, str | None] = {
     "prompt": None,
     "image": None,
     "lastFrame": None,
-    "video": NOT_YET,
-    "referenceImages": NOT_YET,
+    "video": None,
+    "referenceImages": None,
     "mask": NOT_YET,
 }
 # The JSON type of each parameter, as Google's API declares it: a value of another type is refused
@@ -83,6 +83,8 @@ WIRE_NAMES = {
     "output_size": "resolution",
     "image": "instances[0].image",
     "last_image": "instances[0].lastFrame",
+    "reference_images": "instances[0].referenceImages",
+    "source_video": "instances[0].video",
     "webhook_url": "webhookConfig.uris[0]",
 }
 
@@ -169,16 +171,21 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
             raise ApiError(422, reason, field=f"parameters.{name}")
     _check_types(parameters)
     aspect = parameters.get("aspectRatio") or "16:9"
+    source = _video(instance.get("video"))
+    # An extension's length is the seconds it adds; without durationSeconds, the most the model adds.
+    duration = parameters.get("durationSeconds", None if source is not None else DEFAULT_DURATION_S)
     fields: dict[str, Any] = {
         "prompt": instance.get("prompt"),
         "model": model,
-        "duration_s": parameters.get("durationSeconds", DEFAULT_DURATION_S),
-        "aspect_ratio": aspect,
+        "duration_s": duration,
+        "aspect_ratio": parameters.get("aspectRatio") if source is not None else aspect,
         "num_videos": parameters.get("sampleCount", 1),
         "negative_prompt": parameters.get("negativePrompt"),
         "seed": _seed(parameters.get("seed")),
         "image": _image(instance.get("image"), "image"),
         "last_image": _image(instance.get("lastFrame"), "lastFrame"),
+        "reference_images": _references(instance.get("referenceImages")),
+        "source_video": source,
     }
     try:  # the preset that will make it (a last frame may route a Veo name to another model)
         preset = state.runtime.catalog.route(model, needs_of(fields))
@@ -272,10 +279,66 @@ def _image(value: Any, name: str) -> bytes | None:
         raise ApiError(422, f"{name}.bytesBase64Encoded is not valid base64", field=name) from None
 
 
+def _references(value: Any) -> list[dict[str, Any]] | None:
+    """`referenceImages`: `[{"image": {bytesBase64Encoded, mimeType}, "referenceType": "asset"}]`."""
+    if value is None:
+        return None
+    where = "instances[0].referenceImages"
+    if not isinstance(value, list):
+        raise ApiError(422, f"{where} must be a list of reference images", field=where)
+    references = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) - {"image", "referenceType"}:
+            item_name = f"{where}[{index}]"
+            raise ApiError(422, f"{item_name} must be an object: image, referenceType", field=item_name)
+        image = _image(item.get("image"), f"referenceImages[{index}].image")
+        references.append({"image": image, "type": item.get("referenceType")})
+    return references
+
+
+class _VideoUri(str):
+    """`video.uri` (or `gcsUri`): a video this server returned, resolved once the caller is known."""
+
+
+def _video(value: Any) -> bytes | _VideoUri | None:
+    """`instances[0].video`, to extend: inline (Vertex's `bytesBase64Encoded`, Gemini's `encodedVideo`)
+    or by the URI this server gave the video (Gemini's `uri`; google-genai sends a `Video.uri` as
+    Vertex's `gcsUri`)."""
+    if value is None:
+        return None
+    where = "instances[0].video"
+    if not isinstance(value, dict):
+        raise ApiError(422, f"{where} must be an object with bytesBase64Encoded or uri", field=where)
+    encoded = value.get("bytesBase64Encoded") or value.get("encodedVideo")
+    uri = value.get("uri") or value.get("gcsUri")
+    if encoded:
+        if not isinstance(encoded, str):
+            raise ApiError(422, f"{where}.bytesBase64Encoded must be a base64 string", field=where)
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except ValueError:
+            raise ApiError(422, f"{where}.bytesBase64Encoded is not valid base64", field=where) from None
+    if isinstance(uri, str) and uri:
+        return _VideoUri(uri)
+    raise ApiError(422, f"{where} must give the video's bytesBase64Encoded or its uri", field=where)
+
+
+async def _source_video(state: ApiState, key: ApiKey, uri: _VideoUri) -> bytes:
+    """The bytes of the caller's own video that `uri` names (`.../files/ID:download`)."""
+    where = "instances[0].video"
+    match = _FILE_ID.match(uri.split("?", 1)[0].rsplit("files/", 1)[-1])
+    missing = f"{where} {uri!r} is not a video this server made for this key, or it has expired"
+    if not match:
+        raise ApiError(404, missing, field=where)
+    return await state.own_video(key, match.group(1), int(match.group(2), 16), missing, where)
+
+
 async def _start(request: Request, model: str, model_path: str, protocol: str) -> Job:
     state, key = await _caller(request)
     body = await read_fields(request, state.settings.max_body_bytes)
     fields, people = _request_fields(state, model, body)
+    if isinstance(fields["source_video"], _VideoUri):
+        fields["source_video"] = await _source_video(state, key, fields["source_video"])
     return await state.submit(
         request,
         key,

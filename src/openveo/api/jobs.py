@@ -19,7 +19,7 @@ from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
 from openveo.core.job import Billing, Job, JobStatus
-from openveo.core.request import MEDIA_FIELDS
+from openveo.core.request import MEDIA_FIELDS, REFERENCES
 from openveo.service.billing import to_credits
 from openveo.service.jobs import JobNotFound
 from openveo.service.keys import ApiKey
@@ -35,7 +35,7 @@ KEEPALIVE_S = 15.0
 def job_json(state: ApiState, base_url: str, job: Job, queue_position: int | None = None) -> dict[str, Any]:
     """The native representation of a job; status words are the core's own."""
     request = dataclasses.asdict(job.request)
-    for internal in (*MEDIA_FIELDS, "seed_was_random"):
+    for internal in (*MEDIA_FIELDS, REFERENCES, "seed_was_random"):
         del request[internal]
     succeeded = job.status == JobStatus.SUCCEEDED
     return {
@@ -84,16 +84,22 @@ async def _render(state: ApiState, request: Request, job: Job) -> dict[str, Any]
 
 
 @router.post(
-    "/v1/jobs", status_code=201, openapi_extra=schemas.body(schemas.NATIVE, files=("image", "last_image"))
+    "/v1/jobs",
+    status_code=201,
+    openapi_extra=schemas.body(schemas.NATIVE, files=("image", "last_image", "source_video")),
 )
 async def create_job(request: Request) -> JSONResponse:
     state, key = await _key(request)
     fields = await read_fields(request, state.settings.max_body_bytes)
     webhook_url = fields.pop("webhook_url", None)
     fields.setdefault("model", state.settings.model)
-    for name in MEDIA_FIELDS:
+    for name in ("image", "last_image"):
         if name in fields:
             fields[name] = await state.image(fields[name], name)
+    if REFERENCES in fields:
+        fields[REFERENCES] = await state.references(fields[REFERENCES])
+    if "source_video" in fields:
+        fields["source_video"] = await state.source_video(key, fields["source_video"])
     job = await state.submit(
         request,
         key,

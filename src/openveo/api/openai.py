@@ -5,6 +5,7 @@ preset cannot make is refused with a clear error, never quietly changed."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, cast
 
 from fastapi import APIRouter, Request
@@ -15,7 +16,7 @@ from openveo.api import schemas
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
 from openveo.api.state import ApiState, state_of
-from openveo.core.catalog import Preset, UnknownModel
+from openveo.core.catalog import Catalog, Preset, UnknownModel
 from openveo.core.job import FileKind, Job, JobOrigin, JobStatus, job_folder
 from openveo.service.jobs import JobNotFound
 from openveo.service.keys import ApiKey
@@ -33,8 +34,18 @@ MISSING_KEY = (
     "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
 )
 FIELDS = ("prompt", "model", "seconds", "size", "input_reference")
-EXTENSIONS = ("seed", "webhook_url", "loras")  # openveo's own additions to the create call
-WIRE_NAMES = {"duration_s": "seconds", "image": "input_reference", "output_size": "size"}
+# The open servers' dialect of create (SGLang, vLLM-Omni, FastVideo), sent through the SDK's extra_body.
+OPEN_DIALECT = ("num_frames", "fps", "num_inference_steps", "guidance_scale", "negative_prompt")
+EXTENSIONS = ("seed", "webhook_url", "loras", *OPEN_DIALECT)  # beyond Sora's create call
+EXTEND_FIELDS = ("prompt", "seconds", "video", "model", "seed", "webhook_url")
+WIRE_NAMES = {
+    "duration_s": "seconds",
+    "image": "input_reference",
+    "output_size": "size",
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "source_video": "video",
+}
 STATUS_WORDS = {
     JobStatus.QUEUED: "queued",
     JobStatus.RUNNING: "in_progress",
@@ -150,17 +161,27 @@ async def _submit(
 ) -> Job:
     model = _text_field(wire, "model") or DEFAULT_MODEL
     preset = _preset(state, model)
-    size, aspect = _size(_text_field(wire, "size"))
+    size_text = _text_field(wire, "size")
     fields = {
         "prompt": wire.get("prompt"),
         "model": model,
-        "duration_s": _seconds(wire.get("seconds"), model, preset),
-        "aspect_ratio": aspect,
-        "output_size": size,
         "seed": wire.get("seed"),
         "image": wire.get("image"),
         "loras": wire.get("loras"),
+        "steps": wire.get("num_inference_steps"),
+        "guidance": wire.get("guidance_scale"),
+        "negative_prompt": wire.get("negative_prompt"),
     }
+    if size_text is not None and size_text.strip().lower() not in SORA_SIZES:  # the open dialect's WxH
+        fields["aspect_ratio"] = _native_size(size_text, model, preset)
+    else:
+        fields["output_size"], fields["aspect_ratio"] = _size(size_text)
+    open_dialect = any(wire.get(name) is not None for name in OPEN_DIALECT) or "output_size" not in fields
+    if wire.get("num_frames") is not None:
+        fields["duration_s"] = _duration_of_frames(wire["num_frames"], wire.get("seconds"), model, preset)
+    elif not open_dialect or wire.get("seconds") not in (None, ""):
+        fields["duration_s"] = _seconds(wire.get("seconds"), model, preset)
+    _check_fps(wire.get("fps"), model, preset)
     return await state.submit(
         request,
         key,
@@ -172,7 +193,69 @@ async def _submit(
     )
 
 
-def video_json(job: Job) -> dict[str, Any]:
+def _native_size(text: str, model: str, preset: Preset) -> str:
+    """The aspect ratio whose native size `text` names; another size is refused, naming the nearest."""
+    parts = text.strip().lower().split("x")
+    if len(parts) != 2 or not all(part.isdigit() and 0 < int(part) < 100_000 for part in parts):
+        raise ApiError(422, f"Invalid size {text!r}; expected WIDTHxHEIGHT, like 832x480", field="size")
+    width, height = int(parts[0]), int(parts[1])
+    for aspect, native in preset.sizes.items():
+        if native == (width, height):
+            return aspect
+
+    def distance(native: tuple[int, int]) -> float:  # shape first, then area
+        shape = abs(math.log((native[0] / native[1]) / (width / height)))
+        return shape + 0.1 * abs(math.log(native[0] * native[1] / (width * height)))
+
+    nearest = min(preset.sizes.values(), key=distance)
+    makes = ", ".join(f"{w}x{h}" for w, h in preset.sizes.values())
+    raise ApiError(
+        422,
+        f"size {width}x{height} is not a size {model} ({preset.name}) makes; the nearest is "
+        f"{nearest[0]}x{nearest[1]} (it makes {makes}, or scales to Sora's {', '.join(SORA_SIZES)})",
+        field="size",
+    )
+
+
+def _duration_of_frames(value: Any, seconds: Any, model: str, preset: Preset) -> int:
+    """The duration whose frame count is `num_frames`; another count is refused, naming the nearest."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+        raise ApiError(422, f"Invalid num_frames {value!r}; expected an integer", field="num_frames")
+    count = int(value)
+    lengths = {preset.frames_for(duration): duration for duration in preset.durations}
+    if count not in lengths:
+        nearest = min(lengths, key=lambda frames: abs(frames - count))
+        raise ApiError(
+            422,
+            f"num_frames {count} is not a length {model} ({preset.name}) makes; the nearest is {nearest} "
+            f"(it makes {', '.join(map(str, lengths))} frames at {preset.fps} fps)",
+            field="num_frames",
+        )
+    duration = lengths[count]
+    if seconds not in (None, "") and str(seconds).strip() != str(duration):
+        asked = str(seconds).strip()
+        made = preset.frames_for(int(asked)) if asked.isdigit() else "no video"
+        raise ApiError(
+            422,
+            f"num_frames {count} and seconds '{asked}' disagree: seconds '{asked}' makes {made} frames; "
+            "send one of them",
+            field="num_frames",
+        )
+    return duration
+
+
+def _check_fps(value: Any, model: str, preset: Preset) -> None:
+    if value is None or value == "":
+        return
+    if isinstance(value, bool) or str(value).strip() != str(preset.fps):
+        raise ApiError(
+            422,
+            f"fps must be {preset.fps}, the rate {model} ({preset.name}) makes; got {value!r}",
+            field="fps",
+        )
+
+
+def video_json(job: Job, catalog: Catalog) -> dict[str, Any]:
     status = STATUS_WORDS.get(job.status, "failed")
     error = None
     if job.status == JobStatus.CANCELED:
@@ -195,11 +278,42 @@ def video_json(job: Job) -> dict[str, Any]:
         "expires_at": int(job.expires_at) if job.expires_at else None,
         "prompt": job.request.prompt,
         "seconds": str(job.request.duration_s),
-        "size": _size_text(job),
+        "size": _size_text(job, catalog),
         "remixed_from_video_id": _video_id(job.origin.remix_of) if job.origin.remix_of else None,
         "error": error,
+        **_made(job, catalog),
         **_loras(job),
     }
+
+
+def _made(job: Job, catalog: Catalog) -> dict[str, Any]:
+    """What the open servers report back: the values the video is (or will be) made with."""
+    preset = _preset_of(job, catalog)
+    request, result = job.request, job.result
+    guidance = request.guidance if request.guidance is not None else preset.guidance if preset else None
+    made: dict[str, Any] = {
+        "num_frames": result.num_frames
+        if result
+        else preset.frames_for(request.duration_s)
+        if preset
+        else None,
+        "fps": result.fps if result else preset.fps if preset else None,
+        "num_inference_steps": result.steps
+        if result
+        else request.steps or (preset.steps if preset else None),
+        "guidance_scale": guidance,
+        "seed": request.seed,
+    }
+    if job.origin.extends:
+        made["extended_from_video_id"] = _video_id(job.origin.extends)
+    return made
+
+
+def _preset_of(job: Job, catalog: Catalog) -> Preset | None:
+    try:
+        return catalog.resolve(job.model)
+    except UnknownModel:  # a model no longer in this server's catalog
+        return None
 
 
 def _loras(job: Job) -> dict[str, Any]:
@@ -211,17 +325,24 @@ def _loras(job: Job) -> dict[str, Any]:
 
 def _state(job: Job) -> str:
     """How an unfinished or lost video's state reads in a sentence."""
-    return "has expired" if job.status == JobStatus.EXPIRED else f"is {video_json(job)['status']}"
+    if job.status == JobStatus.EXPIRED:
+        return "has expired"
+    return f"is {STATUS_WORDS.get(job.status, 'failed')}"
 
 
-def _size_text(job: Job) -> str | None:
+def _size_text(job: Job, catalog: Catalog | None = None) -> str | None:
+    """The size the video is delivered at: the one asked for, else the model's own for its shape."""
     size = job.request.output_size
+    if size is None and job.result is not None:
+        size = (job.result.width, job.result.height)
+    if size is None and catalog is not None and (preset := _preset_of(job, catalog)) is not None:
+        size = preset.sizes.get(job.request.aspect_ratio)
     return f"{size[0]}x{size[1]}" if size else None
 
 
-def _answer(job: Job, status_code: int = 200) -> JSONResponse:
+def _answer(state: ApiState, job: Job, status_code: int = 200) -> JSONResponse:
     headers = {} if job.done else {"openai-poll-after-ms": POLL_AFTER_MS}
-    return JSONResponse(video_json(job), status_code=status_code, headers=headers)
+    return JSONResponse(video_json(job, state.runtime.catalog), status_code=status_code, headers=headers)
 
 
 @router.post("/v1/videos", openapi_extra=schemas.body(schemas.OPENAI_CREATE, files=("input_reference",)))
@@ -233,7 +354,7 @@ async def create_video(request: Request) -> JSONResponse:
         raise ApiError(422, f"Unknown parameter: '{unknown[0]}'", field=unknown[0])
     wire["image"] = await state.image(wire.pop("input_reference", None), "input_reference")
     job = await _submit(request, state, key, wire)
-    return _answer(job)
+    return _answer(state, job)
 
 
 @router.get("/v1/videos")
@@ -252,7 +373,7 @@ async def list_videos(
         )
     except JobNotFound:
         raise ApiError(422, f"Invalid after {after!r}: no such video", field="after") from None
-    data = [video_json(job) for job in page]
+    data = [video_json(job, state.runtime.catalog) for job in page]
     return {
         "object": "list",
         "data": data,
@@ -265,7 +386,7 @@ async def list_videos(
 @router.get("/v1/videos/{video_id}")
 async def retrieve_video(video_id: str, request: Request) -> JSONResponse:
     state, key = await _caller(request)
-    return _answer(await _own_video(state, key, video_id))
+    return _answer(state, await _own_video(state, key, video_id))
 
 
 @router.delete("/v1/videos/{video_id}")
@@ -313,4 +434,55 @@ async def remix_video(video_id: str, request: Request) -> JSONResponse:
         "image": await run_in_threadpool(state.jobs.image_of, source.id) if source.has_image else None,
     }
     job = await _submit(request, state, key, remix, remix_of=source.id)
-    return _answer(job)
+    return _answer(state, job)
+
+
+@router.post("/v1/videos/extensions", openapi_extra=schemas.body(schemas.OPENAI_EXTEND, files=("video",)))
+async def extend_video(request: Request) -> JSONResponse:
+    """The video with `seconds` more, continuing from its last frames (api/google.py: Veo's extension
+    is the same request). The video is one of the caller's own, `{"id": ...}`, or an uploaded MP4."""
+    state, key = await _caller(request)
+    wire = await read_fields(request, state.settings.max_body_bytes)
+    if "video[id]" in wire:  # the SDK's multipart form of {"id": ...}
+        wire["video"] = {"id": wire.pop("video[id]")}
+    unknown = sorted(set(wire) - set(EXTEND_FIELDS))
+    if unknown:
+        raise ApiError(422, f"Unknown parameter: '{unknown[0]}'", field=unknown[0])
+    video, source = wire.get("video"), None
+    data: bytes | None
+    if video is None or video == "":
+        raise ApiError(422, "Missing required parameter: 'video'", field="video")
+    if isinstance(video, Mapping):
+        source = await _own_video(state, key, str(video.get("id") or ""))
+        if source.status != JobStatus.SUCCEEDED:
+            raise ApiError(
+                422,
+                f"Only a completed video can be extended; video {video['id']} {_state(source)}",
+                field="video",
+            )
+        data = await run_in_threadpool(state.read_file, source, 0)
+    else:
+        data = await state.source_video(key, video, "video")
+    model = _text_field(wire, "model") or (
+        source.origin.requested_model or source.model if source else DEFAULT_MODEL
+    )
+    seconds = wire.get("seconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (str, int))):
+        raise _not_a_string("seconds", seconds)
+    fields = {
+        "prompt": wire.get("prompt"),
+        "model": model,
+        "duration_s": None if seconds in (None, "") else seconds,
+        "seed": wire.get("seed"),
+        "source_video": data,
+    }
+    job = await state.submit(
+        request,
+        key,
+        fields,
+        protocol="openai",
+        wire_names=WIRE_NAMES,
+        origin=JobOrigin(requested_model=model, extends=source.id if source else None),
+        webhook_url=wire.get("webhook_url") or None,
+    )
+    return _answer(state, job)

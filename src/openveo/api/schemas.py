@@ -80,6 +80,20 @@ NATIVE = fields(
             **IMAGE,
             "description": f"the last frame (image is the first): {IMAGE['description']}",
         },
+        "reference_images": {
+            "type": "array",
+            "maxItems": 3,
+            "description": "subjects, objects or scenes the video shows (asset references)",
+            "items": IMAGE,
+        },
+        "source_video": {
+            "description": 'a video to extend: {"id": JOB} (one of the caller\'s) or the MP4 (base64, '
+            "a data URL or a file part); duration_s is then the seconds added",
+            "oneOf": [
+                {"type": "string"},
+                fields({"id": TEXT, "index": {"type": "integer", "minimum": 0}}, required=("id",)),
+            ],
+        },
         "steps": {"type": "integer", "minimum": 1},
         "guidance": {"type": "number", "minimum": 0, "maximum": 30},
         "output_size": {"type": "string", "pattern": "^[0-9]+x[0-9]+$", "examples": ["1280x720"]},
@@ -93,15 +107,37 @@ OPENAI_CREATE = fields(
         "prompt": TEXT,
         "model": {"type": "string", "default": "sora-2"},
         "seconds": {"type": "string", "enum": ["4", "8", "12"]},
-        "size": {"type": "string", "enum": ["720x1280", "1280x720", "1024x1792", "1792x1024"]},
+        "size": {
+            "type": "string",
+            "pattern": "^[0-9]+x[0-9]+$",
+            "description": "Sora's sizes (720x1280, 1280x720, 1024x1792, 1792x1024: scaled to), or, in "
+            "the open servers' dialect, a size the model makes (832x480)",
+        },
         "input_reference": IMAGE,
         "seed": SEED,
         "webhook_url": URL,
         "loras": LORAS,
+        # the open servers' dialect (SGLang, vLLM-Omni, FastVideo)
+        "num_frames": {"type": "integer", "minimum": 1},
+        "fps": {"type": "integer", "minimum": 1},
+        "num_inference_steps": {"type": "integer", "minimum": 1},
+        "guidance_scale": {"type": "number", "minimum": 0, "maximum": 30},
+        "negative_prompt": {"type": "string"},
     }
 )
 
 OPENAI_REMIX = fields({"prompt": TEXT})
+OPENAI_EXTEND = fields(
+    {
+        "prompt": TEXT,
+        "seconds": {"type": "string", "description": "the seconds added"},
+        "video": {"description": 'the video to extend: {"id": "video_..."} or an MP4 file part'},
+        "model": {"type": "string", "default": "sora-2"},
+        "seed": SEED,
+        "webhook_url": URL,
+    },
+    required=("prompt", "video"),
+)
 
 GOOGLE_IMAGE: Schema = {
     "type": "object",
@@ -114,7 +150,37 @@ GOOGLE_PREDICT = fields(
             "type": "array",
             "minItems": 1,
             "maxItems": 1,
-            "items": fields({"prompt": TEXT, "image": GOOGLE_IMAGE, "lastFrame": GOOGLE_IMAGE}),
+            "items": fields(
+                {
+                    "prompt": TEXT,
+                    "image": GOOGLE_IMAGE,
+                    "lastFrame": GOOGLE_IMAGE,
+                    "referenceImages": {
+                        "type": "array",
+                        "maxItems": 3,
+                        "items": fields(
+                            {
+                                "image": GOOGLE_IMAGE,
+                                "referenceType": {"type": "string", "enum": ["asset", "ASSET"]},
+                            },
+                            required=("image",),
+                        ),
+                    },
+                    "video": {
+                        "type": "object",
+                        "description": "to extend: bytesBase64Encoded (Vertex), encodedVideo or a uri this "
+                        "server returned (Gemini)",
+                        "properties": {
+                            "bytesBase64Encoded": {"type": "string"},
+                            "encodedVideo": {"type": "string"},
+                            "uri": {"type": "string"},
+                            "gcsUri": {"type": "string"},
+                            "mimeType": {"type": "string"},
+                            "encoding": {"type": "string"},
+                        },
+                    },
+                }
+            ),
         },
         "parameters": {
             "type": "object",

@@ -82,7 +82,7 @@ class ApiState:
         try:
             job = await run_in_threadpool(submit)
         except InvalidRequest as exc:
-            wire = (wire_names or {}).get(exc.field, exc.field)
+            wire = wire_name(exc.field, wire_names or {})
             raise ApiError(422, exc.message(wire), field=wire) from None
         except RateLimited as exc:
             raise ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
@@ -104,6 +104,42 @@ class ApiState:
             return await run_in_threadpool(self.jobs.get, job_id, key.id)
         except JobNotFound:
             raise ApiError(404, missing, field=field) from None
+
+    async def own_video(self, key: ApiKey, job_id: str, index: int, missing: str, field: str) -> bytes:
+        """A video this server made for the caller (a source to extend), or a 404 saying `missing`:
+        another key's video, or one not (or no longer) there, is never read."""
+        job = await self.owned_job(key, job_id, missing, field=field)
+        if job.status != JobStatus.SUCCEEDED or not 0 <= index < len(job.videos):
+            raise ApiError(404, missing, field=field)
+        return await run_in_threadpool(self.read_file, job, index)
+
+    async def source_video(self, key: ApiKey, value: Any, field: str = "source_video") -> bytes | None:
+        """A video to extend: `{"id": JOB}` (the caller's own video from this server), or its bytes as
+        a file, a data URL or base64 (never fetched from a URL)."""
+        if isinstance(value, Mapping):
+            job_id = value.get("id")
+            if not isinstance(job_id, str) or set(value) - {"id", "index"}:
+                raise ApiError(422, f'{field} must be {{"id": JOB}} or the video\'s bytes', field=field)
+            index = value.get("index", 0)
+            missing = f"{field}: no finished video {job_id!r} for this key"
+            return await self.own_video(key, job_id, index if isinstance(index, int) else -1, missing, field)
+        if isinstance(value, str) and value.strip().startswith(("http://", "https://")):
+            raise ApiError(
+                422, f'{field} is not fetched from URLs; send the bytes or {{"id": JOB}}', field=field
+            )
+        return await image_bytes(value, field=field, max_bytes=self.settings.max_video_bytes, outbound=None)
+
+    async def references(self, value: Any, field: str = "reference_images") -> Any:
+        """Reference images (each an image input, or `{"image": ..., "type": ...}`) as bytes; what is not
+        a list is left for the request's validation to refuse."""
+        if not isinstance(value, list):
+            return value
+        out = []
+        for index, item in enumerate(value):
+            entry = dict(item) if isinstance(item, Mapping) else {"image": item}
+            entry["image"] = await self.image(entry.get("image"), f"{field}[{index}]")
+            out.append(entry)
+        return out
 
     async def image(self, value: Any, field: str = "image") -> bytes | None:
         """An image input as bytes, within the configured size and URL policy."""
@@ -153,3 +189,12 @@ class ApiState:
 def state_of(request: Request) -> ApiState:
     state: ApiState = request.app.state.openveo
     return state
+
+
+def wire_name(field: str, names: Mapping[str, str]) -> str:
+    """A request field as a protocol spells it; an item of a list field (`reference_images[1]`) by
+    its list's wire name, with the same index."""
+    if field in names:
+        return names[field]
+    root, bracket, rest = field.partition("[")
+    return f"{names.get(root, root)}{bracket}{rest}"

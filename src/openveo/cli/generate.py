@@ -30,6 +30,8 @@ CLI_FLAGS = {
     "num_videos": "--num-videos",
     "image": "--image",
     "last_image": "--last-image",
+    "reference_images": "--reference-image",
+    "source_video": "--extend",
     "steps": "--steps",
     "guidance": "--guidance",
 }
@@ -40,7 +42,13 @@ def generate(
     model: Annotated[
         str | None, typer.Option(help="Preset or alias; `openveo models list` shows them.")
     ] = None,
-    duration: Annotated[str, typer.Option(help="Seconds of video: 5, 6, 7 or 8.")] = "5",
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            help="Seconds of video, as the model allows (5 to 8; default: its first); with --extend, "
+            "the seconds added."
+        ),
+    ] = None,
     aspect_ratio: Annotated[
         str, typer.Option(help="16:9 (landscape) or 9:16 (portrait); 1:1 where offered.")
     ] = "16:9",
@@ -54,6 +62,20 @@ def generate(
         Path | None,
         typer.Option(
             help="Last frame, after --image (a first-and-last-frame model, e.g. wan2.1-flf2v-14b-720p)."
+        ),
+    ] = None,
+    reference_image: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A subject, object or scene the video must show; up to 3, each with its own flag "
+            "(a reference-image model, e.g. wan2.1-vace-1.3b)."
+        ),
+    ] = None,
+    extend: Annotated[
+        Path | None,
+        typer.Option(
+            help="An MP4 to continue from its last frames: the output is it with --duration seconds more "
+            "(a model that extends, e.g. wan2.1-vace-1.3b)."
         ),
     ] = None,
     steps: Annotated[str | None, typer.Option(help="Denoising steps (default: the model's).")] = None,
@@ -88,18 +110,18 @@ def generate(
         "steps": steps,
         "guidance": guidance,
     }
-    for name, path in (("image", image), ("last_image", last_image)):
+    for name, path in (("image", image), ("last_image", last_image), ("source_video", extend)):
         if path is not None:
-            try:
-                fields[name] = path.read_bytes()
-            except OSError as exc:
-                raise fail(f"{CLI_FLAGS[name]} cannot be read: {exc.strerror or exc}") from None
+            fields[name] = _read(path, CLI_FLAGS[name])
+    if reference_image:
+        fields["reference_images"] = [_read(path, CLI_FLAGS["reference_images"]) for path in reference_image]
     if output is not None and output.suffix.lower() != ".mp4":
         raise fail(f"--output must end in .mp4; got {str(output)!r}")
     try:
-        request = build_request(fields, catalog, Limits(settings.max_prompt_chars, settings.max_image_bytes))
+        limits = Limits(settings.max_prompt_chars, settings.max_image_bytes, settings.max_video_bytes)
+        request = build_request(fields, catalog, limits)
     except InvalidRequest as exc:
-        raise fail(exc.message(CLI_FLAGS.get(exc.field))) from None
+        raise fail(exc.message(CLI_FLAGS.get(exc.field.partition("[")[0]))) from None
     preset = catalog.resolve(request.model)
     if preset.tiny:
         err.print(
@@ -107,6 +129,13 @@ def generate(
         )
     paths = _output_paths(output or Path(f"openveo-{request.seed}.mp4"), request.num_videos)
     _run_generation(settings, request, preset, paths, thumbnail)
+
+
+def _read(path: Path, flag: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise fail(f"{flag} cannot be read: {exc.strerror or exc}") from None
 
 
 def _output_paths(base: Path, count: int) -> list[Path]:

@@ -14,6 +14,9 @@ from types import MappingProxyType
 from typing import Any
 
 DEFAULT_DURATIONS = (5, 6, 7, 8)
+# An extension starts its pass on at least this many of the source's last frames (Wan: the first
+# frame alone, then two latent groups of 4), so that it continues the motion, not just one still.
+MIN_CONTEXT_FRAMES = 9
 
 
 class UnknownModel(LookupError):
@@ -32,12 +35,15 @@ class Capability(StrEnum):
     TEXT = "text"  # a video from the prompt alone
     FIRST_FRAME = "first_frame"  # starts on a given image
     LAST_FRAME = "last_frame"  # ends on a given image (after a given first frame)
+    REFERENCE_IMAGES = "reference_images"  # shows the subjects or objects of up to 3 given images
+    EXTEND = "extend"  # continues a given video from its last frames
 
 
 _TEXT = frozenset({Capability.TEXT})
 _TEXT_OR_IMAGE = frozenset({Capability.TEXT, Capability.FIRST_FRAME})
 _IMAGE = frozenset({Capability.FIRST_FRAME})
 _FIRST_AND_LAST = frozenset({Capability.FIRST_FRAME, Capability.LAST_FRAME})
+_ALL = frozenset(Capability)
 
 
 class MissingCapability(LookupError):
@@ -137,6 +143,32 @@ class Preset:
                 return capability, False
         return None
 
+    @property
+    def vace(self) -> bool:
+        """Conditions through a control video, its mask and reference images (Wan VACE): the one call
+        that takes a first or last frame, the frames a video is extended from, and references."""
+        return self.pipeline == "WanVACEPipeline"
+
+    @property
+    def trained_frames(self) -> int:
+        """The longest pass it was made for: its longest duration's frames."""
+        return self.frames_for(max(self.durations))
+
+    @property
+    def max_extension_s(self) -> int:
+        """The most whole seconds one extension adds: a pass of `trained_frames` that starts on at
+        least `MIN_CONTEXT_FRAMES` of the source's last frames."""
+        return (self.trained_frames - MIN_CONTEXT_FRAMES) // self.fps
+
+    def extension_frames(self, duration_s: int, source_frames: int) -> tuple[int, int]:
+        """(context, new) of the one pass that extends a video of `source_frames` by `duration_s`:
+        the new frames come in whole latent groups, and the source's last frames fill the rest of a
+        `trained_frames` pass (fewer when the source is shorter), so the pass keeps the frame rule."""
+        new = max(1, round(duration_s * self.fps / self.frame_multiple)) * self.frame_multiple
+        context = min(self.trained_frames - new, source_frames)
+        context -= (context - 1) % self.frame_multiple
+        return context, new
+
     def size_for(self, aspect_ratio: str) -> tuple[int, int]:
         return self.sizes[aspect_ratio]
 
@@ -173,6 +205,19 @@ _WAN_I2V: dict[str, Any] = dict(
 # First and last frame (Wan 2.1 FLF2V): CLIP features of both images, with learned positions for the
 # pair (514 tokens), and the VAE latents of both frames beside the noise; it cannot run with one.
 _WAN_FLF2V: dict[str, Any] = _WAN_I2V | dict(capabilities=_FIRST_AND_LAST, requires=_FIRST_AND_LAST)
+# Wan VACE: the Wan 2.1 text-to-video network with control blocks that read a control video (kept
+# frames and gray ones), its mask (black: keep, white: make) and reference images laid in front;
+# one call for text, first and last frames, references and extension. Wan's generate.py samples
+# VACE with shift 16, 50 steps, guidance 5, 81 frames (diffusers' examples use shift 3-5 instead).
+_WAN_VACE: dict[str, Any] = dict(
+    family="wan",
+    pipeline="WanVACEPipeline",
+    i2v_pipeline=None,
+    capabilities=_ALL,
+    frame_multiple=4,
+    durations=(5,),  # 81 frames, the length Wan's VACE code is written for
+)
+_VACE_RECIPE: dict[str, Any] = dict(fps=16, dim_multiple=16, steps=50, guidance=5.0, shift=16.0)
 _LTX: dict[str, Any] = dict(
     family="ltx",
     pipeline="LTXPipeline",
@@ -300,6 +345,28 @@ _BASES: tuple[Preset, ...] = (
         description="Wan 2.1 first-and-last-frame-to-video 14B, 720p (a first and a last image required).",
     ),
     Preset(
+        name="wan2.1-vace-1.3b",
+        backbone=Backbone("wan", 1536, 30),
+        **_WAN_VACE,
+        **_VACE_RECIPE,
+        repo="Wan-AI/Wan2.1-VACE-1.3B-diffusers",
+        sizes=_sizes((832, 480)),
+        price_per_second=0.05,
+        source="Wan-Video/Wan2.1 generate.py and wan/configs (vace-1.3B: 480p only)",
+        description="Wan 2.1 VACE 1.3B, 480p: text, first/last frame, reference images, extension.",
+    ),
+    Preset(
+        name="wan2.1-vace-14b",
+        backbone=Backbone("wan", 5120, 40),
+        **_WAN_VACE,
+        **_VACE_RECIPE,
+        repo="Wan-AI/Wan2.1-VACE-14B-diffusers",
+        sizes=_sizes((1280, 720)),
+        price_per_second=0.25,
+        source="Wan-Video/Wan2.1 generate.py and wan/configs (vace-14B: 480p and 720p)",
+        description="Wan 2.1 VACE 14B, 720p: text, first/last frame, reference images, extension.",
+    ),
+    Preset(
         name="ltx-video",
         backbone=Backbone("ltx", 2048, 28),
         **_LTX,
@@ -355,6 +422,16 @@ _BASES: tuple[Preset, ...] = (
         guidance=5.0,
         shift=16.0,
         description="Tiny random Wan 2.1 FLF2V, first and last frame (test model, not a real model).",
+    ),
+    Preset(
+        name="tiny-wan2.1-vace",
+        **_TINY_WAN,
+        **_WAN_VACE,
+        repo="wan2.1-vace",
+        dim_multiple=16,
+        guidance=5.0,
+        shift=16.0,
+        description="Tiny random Wan 2.1 VACE: references, frames, extension (test model, not a real model).",
     ),
     Preset(
         name="tiny-wan2.2-a14b",

@@ -123,6 +123,7 @@ class JobOrigin:
     requested_model: str | None = None  # the model name the client used (an alias such as sora-2)
     route: str | None = None  # the resource path the client addressed (Google names operations by it)
     remix_of: str | None = None  # the job this one remakes with a new prompt
+    extends: str | None = None  # the job whose video this one extends
 
     def to_json(self) -> str:
         return _ORIGIN.dump_json(self, exclude_defaults=True).decode()

@@ -7,19 +7,26 @@ answer in its own error format (renaming the field to its own wire name).
 
 from __future__ import annotations
 
-import io
 import math
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
 from pydantic import TypeAdapter
 
-from openveo.core.catalog import Capability, Catalog, MissingCapability, Preset, UnknownModel
+from openveo.core.catalog import (
+    MIN_CONTEXT_FRAMES,
+    Capability,
+    Catalog,
+    MissingCapability,
+    Preset,
+    UnknownModel,
+)
+from openveo.core.errors import InvalidRequest
 from openveo.core.loras import LORA_NAME, MAX_LORAS, SCALE_RANGE, Lora, LoraUse
+from openveo.core.media import check_image, probe_video
 from openveo.core.text import load_stored, text_problem
 
 MAX_NUM_VIDEOS = 4
@@ -29,22 +36,10 @@ GUIDANCE_RANGE = (0.0, 30.0)
 MAX_NEGATIVE_PROMPT_CHARS = 32_000
 MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE = 64, 3840
 MAX_ASPECT_MISMATCH = 0.05  # |log(ratio / aspect)|: up to ~5% is cropped away, more is refused
-# An input image is read from its header before a pixel is decoded: a few kilobytes can describe
-# billions of pixels (a decompression bomb). 8K on the long side is more than any model here uses.
-MAX_IMAGE_SIDE = 8192
-MAX_IMAGE_PIXELS = 8192 * 8192
+MAX_REFERENCE_IMAGES = 3  # Veo's limit for asset references
+REFERENCE_TYPES = ("asset", "style")  # Veo's; only asset references are served (docs/api.md)
 
-
-class InvalidRequest(ValueError):
-    """A field with a value the service cannot take; `problem` reads after the field's name."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        self.problem = problem
-        super().__init__(self.message())
-
-    def message(self, wire_name: str | None = None) -> str:
-        return f"{wire_name or self.field} {self.problem}"
+__all__ = ["InvalidRequest"]  # re-exported: every layer refuses with it
 
 
 @dataclass(frozen=True)
@@ -60,6 +55,8 @@ class GenerationRequest:
     num_videos: int = 1
     image: bytes | None = None  # the first frame
     last_image: bytes | None = None  # the last frame (after a first one)
+    reference_images: tuple[bytes, ...] = ()  # subjects or objects the video must show (asset references)
+    source_video: bytes | None = None  # extend this video: the answer is it with `duration_s` seconds more
     steps: int | None = None
     guidance: float | None = None
     seed_was_random: bool = False
@@ -69,7 +66,7 @@ class GenerationRequest:
     def to_json(self) -> str:
         """As stored with its job: everything but the media inputs (up to 20 MB each; the store keeps
         them apart, `media`)."""
-        return _STORED.dump_json(self, exclude=set(MEDIA_FIELDS)).decode()
+        return _STORED.dump_json(self, exclude={*MEDIA_FIELDS, REFERENCES}).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> GenerationRequest:
@@ -78,30 +75,57 @@ class GenerationRequest:
 
     @property
     def media(self) -> dict[str, bytes]:
-        """The media inputs it carries, by field name."""
-        return {name: value for name in MEDIA_FIELDS if (value := getattr(self, name)) is not None}
+        """The media inputs it carries, by name: its fields', and `reference_images.0`, `.1`, ..."""
+        media = {name: value for name in MEDIA_FIELDS if (value := getattr(self, name)) is not None}
+        media |= {f"{REFERENCES}.{index}": image for index, image in enumerate(self.reference_images)}
+        return media
+
+    def with_media(self, media: Mapping[str, bytes]) -> GenerationRequest:
+        """This request with the media inputs `media` names (as `media` spells them) put back."""
+        references = sorted(
+            (int(name.rpartition(".")[2]), data)
+            for name, data in media.items()
+            if name.startswith(REFERENCES)
+        )
+        return replace(
+            self,
+            image=media.get("image"),
+            last_image=media.get("last_image"),
+            source_video=media.get("source_video"),
+            reference_images=tuple(data for _, data in references),
+        )
 
 
 # Inputs that are files, not parameters: kept out of the request's JSON, stored beside it.
-MEDIA_FIELDS = ("image", "last_image")
+MEDIA_FIELDS = ("image", "last_image", "source_video")
+REFERENCES = "reference_images"
 # The request field that asks for each capability (what an error about it names).
 CAPABILITY_FIELDS = {
     Capability.TEXT: "image",  # text alone: an image-to-video model answers that the image is required
     Capability.FIRST_FRAME: "image",
     Capability.LAST_FRAME: "last_image",
+    Capability.REFERENCE_IMAGES: REFERENCES,
+    Capability.EXTEND: "source_video",
 }
 _CAN = {
-    Capability.TEXT: "makes video from text alone",
-    Capability.FIRST_FRAME: "starts a video on a given image",
-    Capability.LAST_FRAME: "ends a video on a given image",
+    Capability.TEXT: "make video from text alone",
+    Capability.FIRST_FRAME: "start a video on a given image",
+    Capability.LAST_FRAME: "end a video on a given image",
+    Capability.REFERENCE_IMAGES: "show the subjects of reference images",
+    Capability.EXTEND: "extend a video",
 }
 
 
 def needs_of(fields: Mapping[str, Any]) -> frozenset[Capability]:
     """What a request's inputs (raw fields or validated) ask of a model: the catalog routes by it."""
-    needs = {Capability.FIRST_FRAME if fields.get("image") else Capability.TEXT}
+    if fields.get("source_video"):
+        needs = {Capability.EXTEND}  # it starts from the video's last frames, not from text or an image
+    else:
+        needs = {Capability.FIRST_FRAME if fields.get("image") else Capability.TEXT}
     if fields.get("last_image"):
         needs.add(Capability.LAST_FRAME)
+    if fields.get(REFERENCES):
+        needs.add(Capability.REFERENCE_IMAGES)
     return frozenset(needs)
 
 
@@ -112,6 +136,7 @@ _STORED: TypeAdapter[GenerationRequest] = TypeAdapter(GenerationRequest)
 class Limits:
     max_prompt_chars: int = 32_000
     max_image_bytes: int = 20 * 1024 * 1024
+    max_video_bytes: int = 24 * 1024 * 1024  # a source video to extend (base64 in a 32 MiB body)
     max_lora_rank: int = 128  # the rank a request's adapters may add up to: a compiled worker's slot
 
 
@@ -130,19 +155,32 @@ def build_request(
 
     prompt = _required_text(fields.get("prompt"), "prompt", limits.max_prompt_chars)
     negative = _text(fields.get("negative_prompt"), "negative_prompt", MAX_NEGATIVE_PROMPT_CHARS)
-    image = _image(fields.get("image"), "image", limits.max_image_bytes)
-    last_image = _image(fields.get("last_image"), "last_image", limits.max_image_bytes)
+    image = check_image(fields.get("image"), "image", limits.max_image_bytes)
+    last_image = check_image(fields.get("last_image"), "last_image", limits.max_image_bytes)
     if last_image is not None and image is None:
         raise InvalidRequest("last_image", "needs a first frame: send image as well")
-    preset = _preset(fields.get("model"), catalog, needs_of({"image": image, "last_image": last_image}))
-
-    duration = _integer(fields.get("duration_s", preset.durations[0]), "duration_s")
-    if duration not in preset.durations:
+    references = _references(fields.get(REFERENCES), limits.max_image_bytes)
+    source = fields.get("source_video") or None
+    if source is not None and image is not None:
         raise InvalidRequest(
-            "duration_s", f"must be one of {_listing(preset.durations)} seconds; got {duration}"
+            "image", "cannot be sent with a video to extend: an extension starts from the video's last frames"
         )
+    needs = needs_of(
+        {"image": image, "last_image": last_image, REFERENCES: references, "source_video": source}
+    )
+    preset = _preset(fields.get("model"), catalog, needs)
 
     aspect = fields.get("aspect_ratio")
+    output_size = None
+    if source is not None:
+        duration, aspect, output_size = _extension(source, preset, fields, aspect, limits)
+    else:
+        value = fields.get("duration_s")
+        duration = preset.durations[0] if value is None else _integer(value, "duration_s")
+        if duration not in preset.durations:
+            raise InvalidRequest(
+                "duration_s", f"must be one of {_listing(preset.durations)} seconds; got {duration}"
+            )
     if aspect is None or aspect == "":
         aspect = "16:9"
     if aspect not in preset.aspect_ratios:
@@ -161,7 +199,8 @@ def build_request(
             "steps", f"must be {len(preset.timesteps)}: {preset.name} samples at fixed timesteps; got {steps}"
         )
     guidance = _optional_float(fields.get("guidance"), "guidance", *GUIDANCE_RANGE)
-    output_size = _output_size(fields.get("output_size"), aspect)
+    if source is None:
+        output_size = _output_size(fields.get("output_size"), aspect)
     uses = _loras(fields.get("loras"), preset, catalog, loras, limits.max_lora_rank)
 
     return GenerationRequest(
@@ -174,6 +213,8 @@ def build_request(
         num_videos=num_videos,
         image=image,
         last_image=last_image,
+        reference_images=references,
+        source_video=source,
         steps=steps,
         guidance=guidance,
         seed_was_random=drawn,
@@ -192,6 +233,8 @@ _FIELDS = {
     "num_videos",
     "image",
     "last_image",
+    REFERENCES,
+    "source_video",
     "steps",
     "guidance",
     "output_size",
@@ -300,30 +343,90 @@ def _seed(value: Any) -> tuple[int, bool]:
     return seed, False
 
 
-def _image(value: Any, field: str, max_bytes: int) -> bytes | None:
-    """An input image's bytes, checked from the header (size, pixel count) before anything decodes it."""
-    if value is None or value == b"":
-        return None
-    if not isinstance(value, bytes):
-        raise InvalidRequest(field, "must be the bytes of a PNG, JPEG or WebP image")
-    if len(value) > max_bytes:
-        raise InvalidRequest(field, f"must be at most {max_bytes} bytes; got {len(value)}")
-    too_large = (
-        f"must be at most {MAX_IMAGE_SIDE} pixels on a side and {MAX_IMAGE_PIXELS} pixels in all; got "
-    )
-    try:
-        with Image.open(io.BytesIO(value)) as img:  # reads the header only
-            width, height = img.size
-            if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
-                raise InvalidRequest(field, f"{too_large}{width}x{height}")
-            img.verify()
-    except Image.DecompressionBombError:  # past Pillow's own ceiling, far above ours
-        raise InvalidRequest(field, f"{too_large}one far larger") from None
-    except InvalidRequest:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InvalidRequest(field, "is not a readable image; send a PNG, JPEG or WebP file") from None
-    return value
+def _references(value: Any, max_bytes: int) -> tuple[bytes, ...]:
+    """Asset references: images, or `{"image": ..., "type": "asset"}`; at most `MAX_REFERENCE_IMAGES`."""
+    if value is None or value == "" or (isinstance(value, (list, tuple)) and not value):
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise InvalidRequest(REFERENCES, "must be a list of images")
+    if len(value) > MAX_REFERENCE_IMAGES:
+        raise InvalidRequest(REFERENCES, f"may hold at most {MAX_REFERENCE_IMAGES} images; got {len(value)}")
+    images = []
+    for index, item in enumerate(value):
+        field = f"{REFERENCES}[{index}]"
+        entry = item if isinstance(item, Mapping) else {"image": item}
+        kind = entry.get("type") or "asset"
+        if set(entry) - {"image", "type"} or not isinstance(kind, str):
+            raise InvalidRequest(field, 'must be an image, or {"image": ..., "type": "asset"}')
+        if kind.lower() not in REFERENCE_TYPES:
+            raise InvalidRequest(field, f"has the reference type {kind!r}; the types are asset and style")
+        if kind.lower() == "style":
+            raise InvalidRequest(
+                field, f"is a {kind} reference; only asset references (a subject, an object or a scene the "
+                "video shows) are served here: no open model here takes a style from an image",
+            )  # fmt: skip
+        image = check_image(entry.get("image"), field, max_bytes)
+        if image is None:
+            raise InvalidRequest(field, "must be the bytes of a PNG, JPEG or WebP image")
+        images.append(image)
+    return tuple(images)
+
+
+def _extension(
+    source: Any,
+    preset: Preset,
+    fields: Mapping[str, Any],
+    aspect: Any,
+    limits: Limits,
+) -> tuple[int, str, tuple[int, int]]:
+    """An extension's (seconds added, aspect ratio, size): the source video's own shape and frame
+    rate, which the model must make; `duration_s` counts only the new seconds (what is charged)."""
+    info = probe_video(source, "source_video", limits.max_video_bytes)
+    if abs(info.fps - preset.fps) > 0.01:
+        raise InvalidRequest(
+            "source_video", f"must be at {preset.fps} fps, the rate {preset.name} makes; got {info.fps:g} fps"
+        )
+    if info.frames < MIN_CONTEXT_FRAMES:
+        raise InvalidRequest(
+            "source_video", f"must have at least {MIN_CONTEXT_FRAMES} frames to continue; got {info.frames}"
+        )
+    if info.width % 2 or info.height % 2:
+        raise InvalidRequest("source_video", f"must have even sides; got {info.width}x{info.height}")
+
+    def mismatch(shape: str) -> float:  # against the size the model makes for it
+        width, height = preset.size_for(shape)
+        return abs(math.log((info.width / info.height) / (width / height)))
+
+    shape = min(preset.aspect_ratios, key=mismatch)
+    if mismatch(shape) > MAX_ASPECT_MISMATCH:
+        raise InvalidRequest(
+            "source_video",
+            f"is {info.width}x{info.height}; {preset.name} extends videos of aspect ratio "
+            f"{_listing(preset.aspect_ratios)}",
+        )
+    if aspect and aspect != shape:
+        raise InvalidRequest(
+            "aspect_ratio", f"must be {shape}, the source video's, or left out; got {aspect!r}"
+        )
+    if fields.get("output_size") not in (None, ""):
+        raise InvalidRequest(
+            "output_size", f"cannot be set for an extension: it keeps the source's {info.width}x{info.height}"
+        )
+    most = preset.max_extension_s
+    value = fields.get("duration_s")
+    duration = most if value is None else _integer(value, "duration_s")
+    if not 1 <= duration <= most:
+        raise InvalidRequest(
+            "duration_s",
+            f"must be from 1 to {most} seconds for an extension by {preset.name} (the seconds added); "
+            f"got {duration}",
+        )
+    return duration, shape, (info.width, info.height)
+
+
+def _ratio(aspect: str) -> float:
+    across, down = (int(n) for n in aspect.split(":"))
+    return across / down
 
 
 def _output_size(value: Any, aspect: str) -> tuple[int, int] | None:
@@ -340,8 +443,7 @@ def _output_size(value: Any, aspect: str) -> tuple[int, int] | None:
         raise InvalidRequest(
             "output_size", f"sides must be even numbers from {low} to {high}; got {width}x{height}"
         )
-    across, down = (int(n) for n in aspect.split(":"))
-    if abs(math.log((width / height) / (across / down))) > MAX_ASPECT_MISMATCH:
+    if abs(math.log((width / height) / _ratio(aspect))) > MAX_ASPECT_MISMATCH:
         raise InvalidRequest("output_size", f"{width}x{height} does not have the aspect ratio {aspect}")
     return width, height
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -14,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
 
 from openveo.config import Settings
 from openveo.core.catalog import Catalog, Preset
 from openveo.core.loras import LoraUse
 from openveo.core.request import GenerationRequest
 from openveo.engine.adapters import AdapterError, Adapters, LocateFn, SwapSlot
+from openveo.engine.conditioning import BadInput, Extension, extension_of, fit_image, vace_arguments
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
 from openveo.engine.samplers import PinnedTimesteps
@@ -42,11 +41,6 @@ class Canceled(Exception):
     """Raised between denoising steps when the cancel check says so; nothing is returned or written."""
 
 
-class BadInput(ValueError):
-    """The request's own input cannot be used (an image that does not decode): running it again
-    would fail again. The message is for the client."""
-
-
 @dataclass
 class Generation:
     videos: list[np.ndarray]  # one (frames, height, width, 3) uint8 array per video
@@ -59,6 +53,7 @@ class Generation:
     steps: int
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, summed over videos
     loras: tuple[LoraUse, ...] = ()  # the adapters it ran with
+    source_frames: int = 0  # an extension: the first frames are the source video's own
 
 
 class Engine:
@@ -172,7 +167,8 @@ class Engine:
         model = self.load(request.model)
         preset = model.preset
         width, height = preset.size_for(request.aspect_ratio)
-        num_frames = preset.frames_for(request.duration_s)
+        extension = extension_of(request, preset)
+        num_frames = extension.frames if extension else preset.frames_for(request.duration_s)
         steps = request.steps or preset.steps
         guidance = preset.guidance if request.guidance is None else request.guidance
         # A guidance override applies to both Wan 2.2 experts; otherwise each keeps its preset value.
@@ -196,11 +192,13 @@ class Engine:
         except AdapterError as exc:  # the request's adapter cannot run here: again would fail again
             raise BadInput(str(exc)) from exc
         pipe = model.pipe
-        if request.image is not None:
+        if preset.vace:  # every condition as a control video, its mask and reference images
+            args.update(vace_arguments(request, width, height, num_frames, extension))
+        elif request.image is not None:
             pipe = model.image_to_video
             args["image"] = fit_image(request.image, width, height)
-        if request.last_image is not None:  # WanImageToVideoPipeline: the video ends on it
-            args["last_image"] = fit_image(request.last_image, width, height)
+            if request.last_image is not None:  # WanImageToVideoPipeline: the video ends on it
+                args["last_image"] = fit_image(request.last_image, width, height)
 
         total = steps * request.num_videos
         clock = StageClock(model)
@@ -238,7 +236,10 @@ class Engine:
                     raise
             if not decode:
                 continue
-            videos.append(finish_frames(frames, request.output_size or (width, height), watermark))
+            if extension is not None:
+                videos.append(extended(extension, frames, watermark))
+            else:
+                videos.append(finish_frames(frames, request.output_size or (width, height), watermark))
 
         return Generation(
             videos=videos,
@@ -246,11 +247,12 @@ class Engine:
             preset=preset,
             width=videos[0].shape[2] if videos else width,
             height=videos[0].shape[1] if videos else height,
-            num_frames=num_frames,
+            num_frames=len(videos[0]) if videos else num_frames,
             fps=preset.fps,
             steps=steps,
             timings=clock.timings,
             loras=request.loras,
+            source_frames=len(extension.source) if extension else 0,
         )
 
 
@@ -274,20 +276,20 @@ def _guided(model: LoadedModel, args: dict) -> Iterator[dict]:
             guidance.expect()
 
 
-def fit_image(data: bytes, width: int, height: int) -> Image.Image:
-    """Center-crop to the video's aspect ratio, then resize with a high-quality filter."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            rgb = ImageOps.exif_transpose(img).convert("RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise BadInput(f"the input image could not be decoded ({type(exc).__name__})") from exc
-    return ImageOps.fit(rgb, (width, height), method=Image.Resampling.LANCZOS)
+def extended(extension: Extension, frames: torch.Tensor, watermark: Watermark | None) -> np.ndarray:
+    """The source video with the pass's new frames after it, at the source's size; every frame
+    carries this video's mark (the source's own frames are otherwise as they were)."""
+    size = extension.size
+    source = torch.from_numpy(extension.source).permute(0, 3, 1, 2)
+    return np.concatenate(
+        [finish_frames(source, size, watermark), finish_frames(frames[extension.context :], size, watermark)]
+    )
 
 
 def finish_frames(
     frames: torch.Tensor, size: tuple[int, int], watermark: Watermark | None, chunk: int = 16
 ) -> np.ndarray:
-    """Float frames (T, 3, H, W) in [0, 1] → uint8 (T, height, width, 3) for the encoder, where the
+    """Frames (T, 3, H, W), float in [0, 1] or uint8 → uint8 (T, height, width, 3) for the encoder, where the
     frames are: scaled to cover `size` and center-cropped (bicubic with antialiasing, so downscales
     do not alias and nothing is stretched), watermarked, rounded. In chunks, so that only the output
     is held at full size."""
@@ -303,6 +305,8 @@ def finish_frames(
     out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
     for start in range(0, len(frames), chunk):
         batch = frames[start : start + chunk].float()
+        if frames.dtype == torch.uint8:
+            batch /= 255.0
         if cover != (source_h, source_w):
             batch = F.interpolate(batch, size=cover, mode="bicubic", antialias=True, align_corners=False)
             batch = batch[..., top : top + height, left : left + width]

@@ -62,8 +62,17 @@ def _wan(version: str):
     in, and CLIP image features through extra cross-attention keys), "2.2-a14b" (the 2.1 layout with a
     high-noise and a low-noise expert, switching at t = 875, as Wan2.2-T2V-A14B does), "2.1-flf2v" (the
     I2V layout taking a first and a last frame: the CLIP features of both, with learned positions for
-    the pair, as Wan2.1-FLF2V-14B has for its 2 x 257 image tokens)."""
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanPipeline
+    the pair, as Wan2.1-FLF2V-14B has for its 2 x 257 image tokens), "2.1-vace" (the 2.1 layout with
+    VACE control blocks beside blocks 0 and 1, reading 96 control channels: the kept and the made parts
+    of the control video's latents, 2 x 16, and its mask folded 8 x 8, 64, as Wan2.1-VACE has)."""
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanImageToVideoPipeline,
+        WanPipeline,
+        WanVACEPipeline,
+        WanVACETransformer3DModel,
+    )
 
     tokenizer = build_tokenizer()
     if version == "2.2":
@@ -91,7 +100,7 @@ def _wan(version: str):
             num_res_blocks=1,
             temperal_downsample=[False, True, True],
         )
-        channels, shift, expand = 16, 12.0 if version == "2.2-a14b" else 3.0, False
+        channels, shift, expand = 16, {"2.2-a14b": 12.0, "2.1-vace": 16.0}.get(version, 3.0), False
     scheduler = UniPCMultistepScheduler(
         prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift
     )
@@ -104,6 +113,11 @@ def _wan(version: str):
         pipeline_cls = WanImageToVideoPipeline
         pair = 2 * _CLIP_TOKENS if version == "2.1-flf2v" else None
         parts["transformer"] = _wan_transformer(36, 16, image_dim=16, pos_embed_seq_len=pair)
+    elif version == "2.1-vace":
+        pipeline_cls = WanVACEPipeline
+        parts["transformer"] = _wan_transformer(
+            channels, channels, model=WanVACETransformer3DModel, vace_layers=[0, 1], vace_in_channels=96
+        )
     elif version == "2.2-a14b":
         parts["transformer"] = _wan_transformer(channels, channels)
         parts["transformer_2"] = _wan_transformer(channels, channels)
@@ -136,12 +150,17 @@ _CLIP_TOKENS = (_CLIP_SIZE // _CLIP_PATCH) ** 2 + 1  # patches and the class tok
 
 
 def _wan_transformer(
-    in_channels: int, out_channels: int, image_dim: int | None = None, pos_embed_seq_len: int | None = None
+    in_channels: int,
+    out_channels: int,
+    image_dim: int | None = None,
+    pos_embed_seq_len: int | None = None,
+    model: Any = None,
+    **extra: Any,
 ):
     from diffusers import WanTransformer3DModel
 
     heads, head_dim = 2, 12
-    return WanTransformer3DModel(
+    return (model or WanTransformer3DModel)(
         patch_size=(1, 2, 2),
         num_attention_heads=heads,
         attention_head_dim=head_dim,
@@ -155,6 +174,7 @@ def _wan_transformer(
         image_dim=image_dim,
         added_kv_proj_dim=heads * head_dim if image_dim else None,
         pos_embed_seq_len=pos_embed_seq_len,
+        **extra,
     )
 
 
@@ -206,6 +226,7 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "wan2.1-i2v": lambda: _wan("2.1-i2v"),
     "wan2.2-a14b": lambda: _wan("2.2-a14b"),
     "wan2.1-flf2v": lambda: _wan("2.1-flf2v"),
+    "wan2.1-vace": lambda: _wan("2.1-vace"),
     "ltx": _ltx,
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -102,10 +103,53 @@ def _encode(target: str, job: dict, raw: BinaryIO) -> None:
         time_base = Fraction(1, fps)
         for index in range(job["count"]):
             rgb = np.frombuffer(raw.read(frame_bytes), dtype=np.uint8).reshape(height, width, 3)
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            # Chroma is averaged over each 2x2 block (swscale's "area"), not sampled bilinearly: a
+            # decoded video encoded again (an extension's source frames) then keeps ~3 dB more.
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                format="yuv420p", interpolation="AREA"
+            )
             frame.pts, frame.time_base = index, time_base
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
+
+
+def read_frames(data: bytes, limit: int) -> np.ndarray:
+    """A video's frames as uint8 (frames, height, width, 3), at most `limit` of them (its header was
+    checked when the request came in; a stream that holds more than it said is refused)."""
+    frames: list[np.ndarray] = []
+    with av.open(io.BytesIO(data), mode="r") as container:
+        for frame in container.decode(container.streams.video[0]):
+            if len(frames) == limit:
+                raise ValueError(f"the video holds more than the {limit} frames its header declares")
+            frames.append(to_rgb(frame))
+    if not frames:
+        raise ValueError("the video holds no frames")
+    return np.stack(frames)
+
+
+# Y'CbCr -> R'G'B' (limited range): BT.601, what x264 streams carry untagged (and what openveo writes),
+# and BT.709 for streams tagged so.
+_TO_RGB = {
+    "bt601": np.array([[1.0, 0.0, 1.402], [1.0, -0.344136, -0.714136], [1.0, 1.772, 0.0]]),
+    "bt709": np.array([[1.0, 0.0, 1.5748], [1.0, -0.187324, -0.468124], [1.0, 1.8556, 0.0]]),
+}
+_BT709 = 1  # AVColorSpace
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame in RGB, rounded to nearest. swscale's own conversion truncates (about 1.2 levels
+    darker on average), so a video decoded and encoded again would drift; an extension's source frames
+    must come out as they went in. Formats other than limited-range 4:2:0 go through swscale."""
+    if frame.format.name != "yuv420p" or getattr(frame, "color_range", 0) == 2:  # 2: full (JPEG) range
+        return frame.to_ndarray(format="rgb24")
+    height, width = frame.height, frame.width
+    planes = frame.to_ndarray(format="yuv420p").astype(np.float32)
+    luma = (planes[:height] - 16.0) * (255.0 / 219.0)
+    chroma = planes[height:].reshape(2, height // 2, width // 2)
+    chroma = (chroma.repeat(2, axis=1).repeat(2, axis=2) - 128.0) * (255.0 / 224.0)
+    matrix = _TO_RGB["bt709" if getattr(frame, "colorspace", 0) == _BT709 else "bt601"].astype(np.float32)
+    ycc = np.stack([luma, chroma[0], chroma[1]], axis=-1)
+    return np.rint(ycc @ matrix.T).clip(0, 255).astype(np.uint8)
 
 
 def write_thumbnail(frames: np.ndarray, path: Path, *, quality: int = 85) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Row, Select, and_, func, or_, select, update
@@ -324,7 +324,7 @@ class Jobs:
             ).all()
         self.signals.changed()
         media = {"image": row.image, **{name: data for name, data in inputs}}
-        return ClaimedJob(job=job, request=replace(job.request, **media))
+        return ClaimedJob(job=job, request=job.request.with_media(media))
 
     def heartbeat(
         self, job_id: str, worker_id: str, step: int | None = None, total: int | None = None

@@ -125,6 +125,7 @@ def open_submitter(runtime: Runtime) -> Submitter:
         limits=Limits(
             max_prompt_chars=settings.max_prompt_chars,
             max_image_bytes=settings.max_image_bytes,
+            max_video_bytes=settings.max_video_bytes,
             max_lora_rank=settings.lora_max_rank,
         ),
         policy=policy_from_settings(settings, runtime.outbound),

@@ -32,6 +32,11 @@ class VideoPaths:
     spritesheet: Path | None = None
 
 
+# An extension's source frames were compressed once already: a finer encode keeps their second
+# generation loss small (the tiny models' noise-like frames: 40 dB at CRF 18, 44 dB at 12).
+FINER_FOR_SOURCE_FRAMES = 6
+
+
 @dataclass(frozen=True)
 class Delivery:
     """How videos are delivered: the x264 quality, and the marks every video carries (a `Stamp`, or
@@ -56,8 +61,9 @@ class Delivery:
         started = time.perf_counter()
         model = generation.preset.name
         loras = [dataclasses.asdict(use) for use in generation.loras]
+        crf = max(0, self.crf - FINER_FOR_SOURCE_FRAMES) if generation.source_frames else self.crf
         for frames, seed, where in zip(generation.videos, generation.seeds, paths, strict=True):
-            write_mp4(frames, where.video, generation.fps, crf=self.crf, metadata=video_metadata(model, seed))
+            write_mp4(frames, where.video, generation.fps, crf=crf, metadata=video_metadata(model, seed))
             if self.stamp is not None:
                 self.stamp.sign(where.video, model=model, seed=seed, job_id=job_id, loras=loras)
             if where.thumbnail is not None:
