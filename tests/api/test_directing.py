@@ -123,11 +123,12 @@ def test_google_genai_extends_a_video_it_returned(directing, tmp_path):
     first = finished(
         client,
         client.models.generate_videos(
-            model="veo-2.0-generate-001",
+            model="veo-3.1-generate-001",  # Veo 3.x's ids are aliases too
             prompt="waves roll onto a beach",
             config=types.GenerateVideosConfig(seed=3, duration_seconds=5),
         ),
     )
+    assert directing.job_row(job_of(first)).model == "tiny-wan2.2"
     source = first.response.generated_videos[0].video
     source_path = tmp_path / "source.mp4"
     source.save(str(source_path))

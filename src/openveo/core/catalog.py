@@ -587,7 +587,18 @@ PRESETS: tuple[Preset, ...] = (
 
 
 # The model names the wire protocols use; each points at the served model unless configured otherwise.
-PROTOCOL_MODELS = ("veo-2", "veo-2.0-generate-001", "veo-2.0-generate-exp", "sora-2", "sora-2-pro")
+PROTOCOL_MODELS = (
+    "veo-2",
+    "veo-2.0-generate-001",
+    "veo-2.0-generate-exp",
+    # Veo 3.x ids (Vertex's model list); silent here until an audio model is served
+    "veo-3.0-generate-001",
+    "veo-3.1-generate-001",
+    "veo-3.1-generate-preview",
+    "veo-3.1-lite-generate-001",
+    "sora-2",
+    "sora-2-pro",
+)
 # Google's fast model ids and Segmind's fast slugs (segmind.com/models/veo-3-fast, veo-3.1-fast): they run
 # `fast_model` (OPENVEO_FAST_MODEL, a fast preset some worker serves), else the default model, so that
 # they never queue work no worker takes.
