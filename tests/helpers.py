@@ -139,3 +139,16 @@ def finished_native_job(server, key: str, job_id: str, timeout_s: float = 120) -
         time.sleep(0.2)
     assert job["status"] == "succeeded", job["error"]
     return job
+
+
+def finished_operation(client, operation, timeout_s: float = 120):
+    """A google-genai video operation once done; fails the test if it errs or hangs."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not operation.done:
+        assert time.monotonic() < deadline, "the operation never finished"
+        time.sleep(0.3)
+        operation = client.operations.get(operation)
+    assert operation.error is None, operation.error
+    return operation

@@ -19,7 +19,7 @@ from google.genai import errors, types
 from openveo.core.catalog import Capability
 from openveo.engine.video import write_mp4
 from tests.helpers import credits_of as credits
-from tests.helpers import decode, finished_native_job, png_bytes
+from tests.helpers import decode, finished_native_job, finished_operation, png_bytes
 from tests.helpers import vertex_client as vertex
 from tests.inprocess import LocalServer
 
@@ -39,16 +39,6 @@ def directing(tmp_path_factory, models_root):
         c2pa=False,
     ) as running:
         yield running
-
-
-def finished(client: genai.Client, operation: types.GenerateVideosOperation) -> types.GenerateVideosOperation:
-    deadline = time.monotonic() + 120
-    while not operation.done:
-        assert time.monotonic() < deadline, "the operation never finished"
-        time.sleep(0.3)
-        operation = client.operations.get(operation)
-    assert operation.error is None, operation.error
-    return operation
 
 
 def job_of(operation) -> str:
@@ -71,7 +61,7 @@ def with_references(client: genai.Client, images: list[bytes], tmp_path: Path, n
             ],
         ),
     )
-    operation = finished(client, operation)
+    operation = finished_operation(client, operation)
     path = tmp_path / f"{name}.mp4"
     operation.response.generated_videos[0].video.save(str(path))
     return path, job_of(operation)
@@ -120,7 +110,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def test_google_genai_extends_a_video_it_returned(directing, tmp_path):
     key = directing.new_key(credits=10.0)
     client = vertex(directing, key)
-    first = finished(
+    first = finished_operation(
         client,
         client.models.generate_videos(
             model="veo-3.1-generate-001",  # Veo 3.x's ids are aliases too
@@ -134,7 +124,7 @@ def test_google_genai_extends_a_video_it_returned(directing, tmp_path):
     source.save(str(source_path))
 
     def extend(video: types.Video, name: str) -> Path:
-        operation = finished(
+        operation = finished_operation(
             client,
             client.models.generate_videos(
                 model="veo-2.0-generate-001",

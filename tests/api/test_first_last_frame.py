@@ -6,7 +6,6 @@ model can do is refused in the protocol's own format with nothing charged."""
 from __future__ import annotations
 
 import base64
-import time
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from google.genai import errors, types
 
 from openveo.core.catalog import Capability
 from tests.helpers import credits_of as credits
-from tests.helpers import decode, finished_native_job, png_bytes
+from tests.helpers import decode, finished_native_job, finished_operation, png_bytes
 from tests.helpers import vertex_client as vertex
 from tests.inprocess import LocalServer
 
@@ -48,12 +47,7 @@ def veo(client: genai.Client, tmp_path, name: str, last: bytes | None, first: by
             last_frame=None if last is None else types.Image(image_bytes=last, mime_type="image/png"),
         ),
     )
-    deadline = time.monotonic() + 120
-    while not operation.done:
-        assert time.monotonic() < deadline, "the operation never finished"
-        time.sleep(0.3)
-        operation = client.operations.get(operation)
-    assert operation.error is None, operation.error
+    operation = finished_operation(client, operation)
     path = tmp_path / f"{name}.mp4"
     operation.response.generated_videos[0].video.save(str(path))
     return path, operation.name.rsplit("/", 1)[-1]

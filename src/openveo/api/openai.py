@@ -287,23 +287,20 @@ def video_json(job: Job, catalog: Catalog) -> dict[str, Any]:
 
 
 def _made(job: Job, catalog: Catalog) -> dict[str, Any]:
-    """What the open servers report back: the values the video is (or will be) made with."""
-    preset = _preset_of(job, catalog)
-    request, result = job.request, job.result
-    guidance = request.guidance if request.guidance is not None else preset.guidance if preset else None
-    made: dict[str, Any] = {
-        "num_frames": result.num_frames
-        if result
-        else preset.frames_for(request.duration_s)
-        if preset
-        else None,
-        "fps": result.fps if result else preset.fps if preset else None,
-        "num_inference_steps": result.steps
-        if result
-        else request.steps or (preset.steps if preset else None),
-        "guidance_scale": guidance,
-        "seed": request.seed,
-    }
+    """What the open servers report back: the values the video is made with (from its result once
+    made, the request's or its model's defaults before)."""
+    request, result, preset = job.request, job.result, _preset_of(job, catalog)
+    made: dict[str, Any] = {"seed": request.seed, "guidance_scale": request.guidance}
+    if preset is not None:
+        made |= {
+            "num_frames": preset.frames_for(request.duration_s),
+            "fps": preset.fps,
+            "num_inference_steps": request.steps or preset.steps,
+        }
+        if request.guidance is None:
+            made["guidance_scale"] = preset.guidance
+    if result is not None:
+        made |= {"num_frames": result.num_frames, "fps": result.fps, "num_inference_steps": result.steps}
     if job.origin.extends:
         made["extended_from_video_id"] = _video_id(job.origin.extends)
     return made

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps
 
 from openveo.core.catalog import Preset
@@ -30,7 +31,8 @@ class BadInput(ValueError):
 
 @dataclass(frozen=True)
 class Extension:
-    """An extension's pass: it starts on the source's last `context` frames and makes `new` more."""
+    """An extension's pass: it starts on the source's last `context` frames and makes `new` more; the
+    answer is the whole source (its own frames, marked as this video) and then the new ones."""
 
     source: np.ndarray  # the whole source video, uint8 (frames, height, width, 3)
     context: int
@@ -44,6 +46,11 @@ class Extension:
     def size(self) -> tuple[int, int]:
         """(width, height): the source's, which the answer keeps."""
         return self.source.shape[2], self.source.shape[1]
+
+    @property
+    def source_tensor(self) -> torch.Tensor:
+        """The source as (frames, 3, height, width) uint8, as the frames are finished (a view, no copy)."""
+        return torch.from_numpy(self.source).permute(0, 3, 1, 2)
 
 
 def extension_of(request: GenerationRequest, preset: Preset) -> Extension | None:

@@ -19,7 +19,7 @@ from openveo.core.catalog import Catalog, Preset
 from openveo.core.loras import LoraUse
 from openveo.core.request import GenerationRequest
 from openveo.engine.adapters import AdapterError, Adapters, LocateFn, SwapSlot
-from openveo.engine.conditioning import BadInput, Extension, extension_of, fit_image, vace_arguments
+from openveo.engine.conditioning import BadInput, extension_of, fit_image, vace_arguments
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
 from openveo.engine.samplers import PinnedTimesteps
@@ -201,6 +201,10 @@ class Engine:
                 args["last_image"] = fit_image(request.last_image, width, height)
 
         total = steps * request.num_videos
+        # An extension's answer starts with the source's own frames, finished (marked) once for all videos.
+        kept = None
+        if extension is not None and decode:
+            kept = finish_frames(extension.source_tensor, extension.size, watermark)
         clock = StageClock(model)
         seeds = [(request.seed + i) % (2**63) for i in range(request.num_videos)]
         videos = []
@@ -236,8 +240,9 @@ class Engine:
                     raise
             if not decode:
                 continue
-            if extension is not None:
-                videos.append(extended(extension, frames, watermark))
+            if extension is not None and kept is not None:  # the source's frames, then the new ones
+                new = finish_frames(frames[extension.context :], extension.size, watermark)
+                videos.append(np.concatenate([kept, new]))
             else:
                 videos.append(finish_frames(frames, request.output_size or (width, height), watermark))
 
@@ -274,16 +279,6 @@ def _guided(model: LoadedModel, args: dict) -> Iterator[dict]:
     finally:
         for guidance in model.guidance:
             guidance.expect()
-
-
-def extended(extension: Extension, frames: torch.Tensor, watermark: Watermark | None) -> np.ndarray:
-    """The source video with the pass's new frames after it, at the source's size; every frame
-    carries this video's mark (the source's own frames are otherwise as they were)."""
-    size = extension.size
-    source = torch.from_numpy(extension.source).permute(0, 3, 1, 2)
-    return np.concatenate(
-        [finish_frames(source, size, watermark), finish_frames(frames[extension.context :], size, watermark)]
-    )
 
 
 def finish_frames(
