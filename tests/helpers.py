@@ -152,3 +152,12 @@ def finished_operation(client, operation, timeout_s: float = 120):
         operation = client.operations.get(operation)
     assert operation.error is None, operation.error
     return operation
+
+
+def mask_png(width: int, height: int, box: tuple[int, int, int, int]) -> bytes:
+    """A mask image: black, with the white rectangle `box` (left, top, right, bottom)."""
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, box)
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -68,8 +68,8 @@ def test_random_seed_is_reported(env, tmp_path):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--duration", "4"], "--duration must be one of 5, 6, 7, 8 seconds; got 4"),
-        (["--duration", "9"], "--duration must be one of 5, 6, 7, 8 seconds; got 9"),
+        (["--duration", "3"], "--duration must be one of 4, 5, 6, 7, 8 seconds; got 3"),
+        (["--duration", "9"], "--duration must be one of 4, 5, 6, 7, 8 seconds; got 9"),
         (["--duration", "abc"], "--duration must be an integer; got 'abc'"),
         (["--aspect-ratio", "4:3"], "--aspect-ratio must be one of 16:9, 9:16, 1:1; got '4:3'"),
         (["--num-videos", "5"], "--num-videos must be from 1 to 4; got 5"),
@@ -192,3 +192,38 @@ def test_generate_from_a_folder_that_shadows_the_standard_library(env, tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert decode(folder / "kite.mp4")["frames"].shape[0] == 41  # 5 s at the tiny model's 8 fps
+
+
+def test_edit_a_video_inside_a_mask_and_extend_a_portrait_one(env, tmp_path):
+    """--edit with --mask and --mask-mode remakes the mask's white region of a video at its own
+    length and size; --extend keeps a portrait source's shape without --aspect-ratio."""
+    import numpy as np
+
+    from openveo.engine.video import write_mp4
+    from tests.helpers import mask_png
+
+    source = tmp_path / "source.mp4"
+    down, across = np.mgrid[0:160, 0:96]
+    frame = np.stack([down * 1.5, across * 2.5, np.full_like(down, 90)], axis=-1).astype(np.uint8)
+    write_mp4(np.repeat(frame[None], 24, axis=0), source, 8)  # a smooth picture: H.264 keeps it close
+    (tmp_path / "mask.png").write_bytes(mask_png(96, 160, (0, 0, 96, 60)))
+    edited, extended = tmp_path / "edited.mp4", tmp_path / "extended.mp4"
+    common = ("--model", "tiny-wan2.1-vace", "--seed", "1")
+    result = run_cli(
+        "generate", "a kite in the sky", *common, "--edit", str(source), "--mask", str(tmp_path / "mask.png"),
+        "--mask-mode", "insert", "-o", str(edited), env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    before, after = decode(source)["frames"], decode(edited)["frames"]
+    assert after.shape == before.shape  # 24 frames, 96x160, portrait
+    assert np.abs(after[:, 80:].astype(int) - before[:, 80:]).mean() < 4  # the source, with the mark on it
+    assert np.abs(after[:, :50].astype(int) - before[:, :50]).mean() > 20  # inside the mask: remade
+    result = run_cli("generate", "more sky", *common, "--extend", str(source), "--duration", "2",
+                     "-o", str(extended), env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert decode(extended)["frames"].shape == (24 + 16, 160, 96, 3)
+    result = run_cli("generate", "x", *common, "--edit", str(source), "--mask", str(tmp_path / "mask.png"),
+                     "--mask-mode", "remove", "-o", str(tmp_path / "no.mp4"), env=env)  # fmt: skip
+    assert result.returncode != 0 and "--mask-mode remove is not served here" in " ".join(
+        result.stderr.split()
+    )

@@ -1,5 +1,5 @@
-"""Reference images and extension, asked for with the unmodified google-genai SDK (Veo's
-`referenceImages` and `GenerateVideosSource.video`) and Gemini's REST form, against the service on
+"""Reference images, extension and masked edits, asked for with the unmodified google-genai SDK (Veo's
+`referenceImages`, `GenerateVideosSource.video` and `mask`) and Gemini's REST form, against the service on
 the tiny Wan VACE model, where Veo's model name routes such requests. Each input reaches the model
 (changing it changes the video, going back gives the same bytes, provenance off); what cannot be
 served is refused in Google's format with nothing charged."""
@@ -19,7 +19,7 @@ from google.genai import errors, types
 from openveo.core.catalog import Capability
 from openveo.engine.video import write_mp4
 from tests.helpers import credits_of as credits
-from tests.helpers import decode, finished_native_job, finished_operation, png_bytes
+from tests.helpers import decode, finished_native_job, finished_operation, mask_png, png_bytes
 from tests.helpers import vertex_client as vertex
 from tests.inprocess import LocalServer
 
@@ -34,7 +34,11 @@ def directing(tmp_path_factory, models_root):
     with LocalServer(
         tmp_path_factory.mktemp("directing"),
         models_root,
-        capability_models={Capability.REFERENCE_IMAGES: VACE, Capability.EXTEND: VACE},
+        capability_models={
+            Capability.REFERENCE_IMAGES: VACE,
+            Capability.EXTEND: VACE,
+            Capability.MASK: VACE,
+        },
         watermark=False,
         c2pa=False,
     ) as running:
@@ -244,8 +248,10 @@ def test_references_and_sources_that_cannot_be_served_are_refused_and_not_charge
         directing, key, {"prompt": "x", "image": _inline(png_bytes()), "video": _inline(fine, "video/mp4")}
     )
     assert "instances[0].image cannot be sent with a video to extend" in message
-    message = _refusal(directing, key, {"prompt": "x", "mask": {"image": _inline(png_bytes())}})
-    assert "mask" in message
+    message = _refusal(
+        directing, key, {"prompt": "x", "mask": {**_inline(png_bytes()), "maskMode": "INSERT"}}
+    )
+    assert "instances[0].mask edits a video: send the video to edit as well" in message
     assert credits(directing, key) == 10
 
 
@@ -264,3 +270,89 @@ def test_references_nothing_served_can_take_are_refused_naming_what_could(server
         )
     assert caught.value.code == 400 and "instances[0].video" in caught.value.message
     assert credits(server, key) == 10
+
+
+def test_google_genai_edits_a_video_inside_its_mask(directing, tmp_path):
+    """`mask` with `video` edits the video (Vertex: a mask with a video edits, without one extends):
+    insert remakes the white region and leaves the rest as the source; another mask, another video;
+    Veo's tracking REMOVE is refused, nothing charged."""
+    key = directing.new_key(credits=10.0)
+    client = vertex(directing, key)
+    first = finished_operation(
+        client,
+        client.models.generate_videos(
+            model="veo-2.0-generate-001",
+            prompt="a quiet harbour at dawn",
+            config=types.GenerateVideosConfig(seed=4, duration_seconds=5),
+        ),
+    )
+    source = first.response.generated_videos[0].video
+    source_path = tmp_path / "source.mp4"
+    source.save(str(source_path))
+
+    def edit(mask: bytes, mode: types.VideoGenerationMaskMode, name: str) -> Path:
+        operation = finished_operation(
+            client,
+            client.models.generate_videos(
+                model="veo-2.0-generate-preview",
+                source=types.GenerateVideosSource(prompt="a red sailboat", video=source),
+                config=types.GenerateVideosConfig(
+                    seed=2,
+                    mask=types.VideoGenerationMask(
+                        image=types.Image(image_bytes=mask, mime_type="image/png"), mask_mode=mode
+                    ),
+                ),
+            ),
+        )
+        assert directing.job_row(job_of(operation)).model == VACE
+        path = tmp_path / f"{name}.mp4"
+        operation.response.generated_videos[0].video.save(str(path))
+        return path
+
+    insert = types.VideoGenerationMaskMode.INSERT
+    left = edit(mask_png(160, 96, (0, 0, 64, 96)), insert, "left")
+    before, after = decode(source_path), decode(left)
+    assert after["frames"].shape == before["frames"].shape and after["fps"] == 8
+    assert psnr(after["frames"][:, :, 80:], before["frames"][:, :, 80:]) >= 40  # kept as it was
+    assert psnr(after["frames"][:, :, :56], before["frames"][:, :, :56]) < 30  # remade
+    right = edit(mask_png(160, 96, (96, 0, 160, 96)), insert, "right")
+    assert psnr(decode(right)["frames"][:, :, :80], before["frames"][:, :, :80]) >= 40
+    assert credits(directing, key) == pytest.approx(10 - 5 * PRICE - 2 * 5 * PRICE)  # by the source's length
+
+    spent = credits(directing, key)
+    with pytest.raises(errors.ClientError) as caught:
+        edit(mask_png(160, 96, (0, 0, 64, 96)), types.VideoGenerationMaskMode.REMOVE, "tracked")
+    assert caught.value.code == 400 and "instances[0].mask.maskMode" in caught.value.message
+    assert "tracks an object" in caught.value.message and "remove_static" in caught.value.message
+    assert credits(directing, key) == spent
+
+
+def test_native_api_edits_a_video_of_its_own_by_id(directing, tmp_path):
+    key = directing.new_key(credits=10.0)
+    made = httpx.post(
+        f"{directing.url}/v1/jobs",
+        json={"prompt": "a market street", "model": VACE, "seed": 3},
+        headers={"x-api-key": key},
+    )
+    assert made.status_code == 201, made.text
+    source = _native_video(directing, key, made.json()["id"])
+    body = {
+        "prompt": "the same street, empty",
+        "source_video": {"id": made.json()["id"]},
+        "mask": base64.b64encode(mask_png(160, 96, (40, 20, 120, 76))).decode(),
+        "mask_mode": "remove_static",
+        "model": VACE,
+    }
+    edited = httpx.post(f"{directing.url}/v1/jobs", json=body, headers={"x-api-key": key})
+    assert edited.status_code == 201, edited.text
+    (tmp_path / "source.mp4").write_bytes(source)
+    (tmp_path / "edited.mp4").write_bytes(_native_video(directing, key, edited.json()["id"]))
+    before, after = decode(tmp_path / "source.mp4"), decode(tmp_path / "edited.mp4")
+    assert after["frames"].shape == before["frames"].shape
+    assert psnr(after["frames"][:, :10], before["frames"][:, :10]) >= 40
+    assert psnr(after["frames"][:, 30:66, 50:110], before["frames"][:, 30:66, 50:110]) < 30
+    refused = httpx.post(
+        f"{directing.url}/v1/jobs", json={**body, "mask_mode": "remove"}, headers={"x-api-key": key}
+    )
+    assert refused.status_code == 422 and "mask_mode" in refused.text, refused.text
+    assert credits(directing, key) == pytest.approx(10 - 2 * 5 * PRICE)

@@ -261,7 +261,7 @@ PROTOCOL_FIELDS: dict[str, tuple[str, dict[str, Field]]] = {
         {
             "prompt": PROMPT,
             "model": field(["sora-2", "sora-2-pro", "tiny"], ["nope"]),
-            "seconds": field(["8", 8], ["4", "12", "5"]),
+            "seconds": field(["4", "8", 8], ["12", "5"]),
             "size": field(["720x1280", "1280x720", "1792x1024"], ["160x96", "1280X720 "]),
             "input_reference": IMAGE,
             "seed": SEED,

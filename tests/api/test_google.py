@@ -91,7 +91,7 @@ def test_vertex_errors_raise_the_sdks_own_exceptions(server, key):
             model="veo-2.0-generate-001", prompt="x", config=types.GenerateVideosConfig(duration_seconds=9)
         )
     assert (bad_duration.value.code, bad_duration.value.status) == (400, "INVALID_ARGUMENT")
-    assert "durationSeconds" in bad_duration.value.message and "5, 6, 7, 8" in bad_duration.value.message
+    assert "durationSeconds" in bad_duration.value.message and "4, 5, 6, 7, 8" in bad_duration.value.message
 
     with pytest.raises(errors.ClientError) as storage:
         client.models.generate_videos(

@@ -109,6 +109,10 @@ def test_models_lists_the_served_model_in_openai_s_shape(server, key):
     assert [m.id for m in listed.data] == ["tiny-wan2.2"] and listed.data[0].owned_by == "openveo"
     [model] = httpx.get(f"{server.url}/v1/models", headers={"x-api-key": key}).json()["data"]
     assert model["default"] and model["test_model"] and model["image_to_video"]
-    assert model["durations"] == [5, 6, 7, 8] and model["aspect_ratios"]["9:16"] == "96x160"
+    assert (
+        model["durations"] == [4, 5, 6, 7, 8]
+        and model["default_duration"] == 5
+        and model["aspect_ratios"]["9:16"] == "96x160"
+    )
     assert {"veo-2", "sora-2", "tiny"} <= set(model["aliases"]) and model["price_per_second"] == 0.01
     assert httpx.get(f"{server.url}/v1/models").status_code == 401

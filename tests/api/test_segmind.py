@@ -142,7 +142,7 @@ def test_sdk_surfaces_the_error_message(server, key):
     with pytest.raises(SegmindError) as caught:
         client(server, key).run_sync("veo-2", prompt="x", duration=9)
     assert caught.value.status == 422
-    assert "duration" in caught.value.detail and "5, 6, 7, 8" in caught.value.detail
+    assert "duration" in caught.value.detail and "4, 5, 6, 7, 8" in caught.value.detail
 
 
 def test_auth_errors(server, key):
@@ -187,7 +187,7 @@ def test_insufficient_credits_and_content_type_are_406(server):
 @pytest.mark.parametrize(
     ("body", "field", "allowed"),
     [
-        ({"prompt": "x", "duration": 9}, "duration", "5, 6, 7, 8"),
+        ({"prompt": "x", "duration": 9}, "duration", "4, 5, 6, 7, 8"),
         ({"prompt": "x", "duration": "five"}, "duration", "integer"),
         ({"prompt": "x", "aspect_ratio": "4:3"}, "aspect_ratio", "16:9"),
         ({"prompt": "x", "seed": "abc"}, "seed", "integer"),

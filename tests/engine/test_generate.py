@@ -11,7 +11,7 @@ from openveo.core.request import Limits, build_request
 from openveo.engine.engine import Canceled
 from openveo.engine.video import video_metadata, write_mp4
 from tests.conftest import TINY_PRESETS
-from tests.helpers import decode, png_bytes
+from tests.helpers import decode, mask_png, png_bytes
 
 
 def request(catalog, **fields):
@@ -154,6 +154,56 @@ def test_an_extension_starts_with_the_source_frames_as_they_were(engine, catalog
     other = write_mp4(still, tmp_path / "still.mp4", made.fps).read_bytes()
     from_still = engine.generate(request(catalog, model="tiny-wan2.1-vace", source_video=other, duration_s=2))
     assert not np.array_equal(from_still.videos[0][-16:], extended.videos[0][-16:])
+
+
+def test_an_edit_remakes_the_masked_region_and_keeps_the_rest(engine, catalog, tmp_path):
+    """Insert and remove_static remake only the mask's white region, at the source's size and length:
+    the rest is the source's own pixels; another mask remakes another region."""
+    from openveo.engine.video import read_frames
+
+    made = engine.generate(request(catalog, model="tiny-wan2.1"))  # 41 frames, 160x96
+    source = write_mp4(made.videos[0][:23], tmp_path / "source.mp4", made.fps).read_bytes()  # a pass of 25
+    frames = read_frames(source, 100)
+    left = mask_png(160, 96, (0, 0, 64, 96))
+    edit = dict(model="tiny-wan2.1-vace", source_video=source, mask=left)
+    inserted = engine.generate(request(catalog, **edit, mask_mode="insert"))
+    video = inserted.videos[0]
+    assert video.shape == frames.shape and inserted.source_frames == len(frames)
+    assert np.array_equal(video[:, :, 72:], frames[:, :, 72:])  # beyond the feathered edge: the source
+    assert np.abs(video[:, :, :60].astype(int) - frames[:, :, :60]).mean() > 5  # remade
+    right = engine.generate(
+        request(catalog, **{**edit, "mask": mask_png(160, 96, (96, 0, 160, 96))}, mask_mode="insert")
+    )
+    assert np.array_equal(right.videos[0][:, :, :88], frames[:, :, :88])
+    assert not np.array_equal(right.videos[0][:, :, 100:], frames[:, :, 100:])
+    removed = engine.generate(request(catalog, **edit, mask_mode="remove_static", prompt="an empty street"))
+    assert not np.array_equal(removed.videos[0][:, :, :60], video[:, :, :60])
+
+
+def test_an_outpaint_puts_the_source_in_the_masks_box_and_makes_the_rest(engine, catalog, tmp_path):
+    """An outpaint's mask is the new canvas: a portrait source in the white box of a landscape mask
+    comes back there, whole, and the model makes the picture around it."""
+    from openveo.engine.video import read_frames
+
+    made = engine.generate(request(catalog, model="tiny-wan2.1", aspect_ratio="9:16"))
+    source = write_mp4(made.videos[0][:17], tmp_path / "portrait.mp4", made.fps).read_bytes()
+    frames = read_frames(source, 100)  # 17 frames, 96x160
+    canvas = mask_png(320, 192, (112, 16, 208, 176))  # 16:9; the box is 48x80 on the 160x96 canvas
+    out = engine.generate(
+        request(catalog, model="tiny-wan2.1-vace", source_video=source, mask=canvas, mask_mode="outpaint")
+    )
+    video = out.videos[0]
+    assert video.shape == (len(frames), 96, 160, 3) and (out.width, out.height) == (160, 96)
+    from PIL import Image
+
+    placed = np.stack(
+        [np.asarray(Image.fromarray(f).resize((48, 80), Image.Resampling.LANCZOS)) for f in frames]
+    )
+    assert np.array_equal(
+        video[:, 16:80, 64:96], placed[:, 8:72, 8:40]
+    )  # the source, inside its feathered edge
+    outside = np.abs(video[:, :, :40].astype(int) - 128).mean()
+    assert outside > 5  # made, not left gray
 
 
 def test_an_extended_video_carries_its_own_mark(engine, catalog, tmp_path):

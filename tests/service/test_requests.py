@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openveo.core.catalog import Catalog
-from openveo.core.request import GenerationRequest, InvalidRequest, Limits, build_request
-from tests.helpers import png_bytes
+from openveo.core.request import GenerationRequest, InvalidRequest, Limits, MaskMode, build_request
+from tests.helpers import mask_png, png_bytes
 
 LIMITS = Limits(max_prompt_chars=100, max_image_bytes=50_000)
 
@@ -33,16 +33,17 @@ def test_defaults_and_normalisation():
     assert build().duration_s == 5 and build().aspect_ratio == "16:9"
 
 
-@pytest.mark.parametrize("value", [4, 9, "abc", "5.5", True])
+@pytest.mark.parametrize("value", [3, 9, "abc", "5.5", True])
 def test_bad_duration(value):
     error = rejected(duration_s=value)
     assert error.field == "duration_s"
-    assert ("5, 6, 7, 8" in error.message()) or ("integer" in error.message())
+    assert ("4, 5, 6, 7, 8" in error.message()) or ("integer" in error.message())
 
 
 def test_duration_message_lists_allowed_values():
-    assert "must be one of 5, 6, 7, 8 seconds; got 9" in rejected(duration_s=9).message()
-    assert rejected(duration_s=4).message("duration").startswith("duration must be one of 5, 6, 7, 8")
+    assert "must be one of 4, 5, 6, 7, 8 seconds; got 9" in rejected(duration_s=9).message()
+    assert rejected(duration_s=3).message("duration").startswith("duration must be one of 4, 5, 6, 7, 8")
+    assert build().duration_s == 5  # left out: 5 s, where the model makes it
 
 
 def test_bad_aspect_ratio():
@@ -198,7 +199,7 @@ def test_an_extension_keeps_the_source_shape_and_counts_the_seconds_added(tmp_pa
     cases = [
         ({"duration_s": 5}, "duration_s", "from 1 to 4 seconds"),
         ({"aspect_ratio": "9:16"}, "aspect_ratio", "must be 16:9, the source video's"),
-        ({"output_size": "320x192"}, "output_size", "keeps the source's 160x96"),
+        ({"output_size": "320x192"}, "output_size", "keeps the source video's 160x96"),
         ({"image": png_bytes()}, "image", "cannot be sent with a video to extend"),
     ]
     for extra, field, words in cases:
@@ -209,7 +210,7 @@ def test_an_extension_keeps_the_source_shape_and_counts_the_seconds_added(tmp_pa
         (_video(tmp_path, fps=24), "must be at 8 fps"),
         (_video(tmp_path, seconds=31), "must be 1 to 30 seconds long"),
         (_video(tmp_path, seconds=0.5), "must be 1 to 30 seconds long"),
-        (_video(tmp_path, size=(320, 96)), "extends videos of aspect ratio"),
+        (_video(tmp_path, size=(320, 96)), "makes videos of aspect ratio"),
     ]
     for data, words in sources:
         error = rejected(model=VACE, source_video=data)
@@ -219,6 +220,51 @@ def test_an_extension_keeps_the_source_shape_and_counts_the_seconds_added(tmp_pa
     big = Limits(max_video_bytes=100)
     with pytest.raises(InvalidRequest, match="at most 100 bytes"):
         build_request({"prompt": "p", "model": VACE, "source_video": source}, Catalog(), big)
+
+
+def test_a_mask_edits_the_source_video_in_a_served_mode(tmp_path):
+    source = _video(tmp_path, seconds=3)  # 24 frames at 8 fps, 160x96
+    mask = mask_png(160, 96, (0, 0, 80, 96))
+    request = build(model=VACE, source_video=source, mask=mask, mask_mode="INSERT")
+    assert (request.mask_mode, request.duration_s, request.output_size) == (MaskMode.INSERT, 3, (160, 96))
+    assert request.media == {"source_video": source, "mask": mask} and '"mask"' not in request.to_json()
+    stored = GenerationRequest.from_json(request.to_json())
+    assert stored.mask is None and stored.with_media(request.media) == request
+    canvas = mask_png(320, 192, (120, 0, 200, 192))  # a portrait source goes in a landscape canvas
+    portrait = _video(tmp_path, seconds=2, size=(96, 160))
+    outpaint = build(model=VACE, source_video=portrait, mask=canvas, mask_mode="outpaint")
+    assert (outpaint.aspect_ratio, outpaint.output_size) == ("16:9", (160, 96))
+    cases = [
+        ({"mask": mask, "mask_mode": "remove"}, "mask_mode", "tracks an object"),
+        ({"mask": mask, "mask_mode": "erase"}, "mask_mode", "must be one of insert, remove, remove_static"),
+        ({"mask": mask}, "mask_mode", "is required with a mask"),
+        ({"mask_mode": "insert"}, "mask_mode", "needs a mask"),
+        ({"mask": mask_png(160, 96, (0, 0, 0, 0)), "mask_mode": "insert"}, "mask", "black all over"),
+        ({"mask": mask_png(96, 96, (0, 0, 9, 9)), "mask_mode": "insert"}, "mask", "source video's aspect"),
+        ({"mask": b"not a png", "mask_mode": "insert"}, "mask", "readable image"),
+        (
+            {"mask": mask, "mask_mode": "insert", "duration_s": 3},
+            "duration_s",
+            "keeps the source video's length",
+        ),
+        ({"mask": mask, "mask_mode": "insert", "aspect_ratio": "9:16"}, "aspect_ratio", "must be 16:9"),
+        ({"mask": mask_png(160, 96, (0, 0, 160, 96)), "mask_mode": "outpaint"}, "mask", "white all over"),
+        (
+            {"mask": mask_png(300, 100, (0, 0, 9, 9)), "mask_mode": "outpaint"},
+            "mask",
+            "makes videos of aspect",
+        ),
+    ]
+    for extra, field, words in cases:
+        error = rejected(model=VACE, source_video=source, **extra)
+        assert error.field == field and words in error.message(), error.message()
+    error = rejected(model=VACE, mask=mask, mask_mode="insert")
+    assert error.field == "mask" and "send the video to edit as well" in error.message()
+    error = rejected(model=VACE, source_video=_video(tmp_path, seconds=6), mask=mask, mask_mode="insert")
+    assert error.field == "source_video" and "at most 41 frames" in error.message()
+    error = rejected(source_video=source, mask=mask, mask_mode="insert")
+    assert error.field == "mask" and "not supported by tiny-wan2.2" in error.message()
+    assert "edit a video inside a mask: " in error.message() and VACE in error.message()
 
 
 # ---- any input at all: a valid request or an InvalidRequest naming a known field, nothing else ------
@@ -242,6 +288,8 @@ FIELD_NAMES = [
     "reference_images",
     "seed",
     "source_video",
+    "mask",
+    "mask_mode",
     "steps",
 ]
 SPECIAL = [math.inf, -math.inf, math.nan, 1e308, 2**70, -1, 0, 160, 96, "160", True]

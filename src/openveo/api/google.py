@@ -58,7 +58,7 @@ INSTANCE_FIELDS: Mapping[str, str | None] = {
     "lastFrame": None,
     "video": None,
     "referenceImages": None,
-    "mask": NOT_YET,
+    "mask": None,
 }
 # The JSON type of each parameter, as Google's API declares it: a value of another type is refused
 # before any field is read. (Numbers as strings are Google's int64 convention, not for these.)
@@ -85,6 +85,8 @@ WIRE_NAMES = {
     "last_image": "instances[0].lastFrame",
     "reference_images": "instances[0].referenceImages",
     "source_video": "instances[0].video",
+    "mask": "instances[0].mask",
+    "mask_mode": "instances[0].mask.maskMode",
     "webhook_url": "webhookConfig.uris[0]",
 }
 
@@ -186,6 +188,7 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
         "last_image": _image(instance.get("lastFrame"), "lastFrame"),
         "reference_images": _references(instance.get("referenceImages")),
         "source_video": source,
+        **_mask(instance.get("mask")),
     }
     try:  # the preset that will make it (a last frame may route a Veo name to another model)
         preset = state.runtime.catalog.route(model, needs_of(fields))
@@ -294,6 +297,18 @@ def _references(value: Any) -> list[dict[str, Any]] | None:
         image = _image(item.get("image"), f"referenceImages[{index}].image")
         references.append({"image": image, "type": item.get("referenceType")})
     return references
+
+
+def _mask(value: Any) -> dict[str, Any]:
+    """`mask`, which edits `video`: an image object with its `maskMode` beside the image's bytes
+    (google-genai's `VideoGenerationMask`, as it goes to Vertex)."""
+    if value is None:
+        return {}
+    where = "instances[0].mask"
+    if not isinstance(value, dict) or set(value) - {"bytesBase64Encoded", "gcsUri", "mimeType", "maskMode"}:
+        raise ApiError(422, f"{where} must be an object: bytesBase64Encoded, mimeType, maskMode", field=where)
+    image = {name: value[name] for name in ("bytesBase64Encoded", "gcsUri", "mimeType") if name in value}
+    return {"mask": _image(image, "mask"), "mask_mode": value.get("maskMode")}
 
 
 class _VideoUri(str):

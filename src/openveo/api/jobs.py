@@ -86,14 +86,14 @@ async def _render(state: ApiState, request: Request, job: Job) -> dict[str, Any]
 @router.post(
     "/v1/jobs",
     status_code=201,
-    openapi_extra=schemas.body(schemas.NATIVE, files=("image", "last_image", "source_video")),
+    openapi_extra=schemas.body(schemas.NATIVE, files=("image", "last_image", "source_video", "mask")),
 )
 async def create_job(request: Request) -> JSONResponse:
     state, key = await _key(request)
     fields = await read_fields(request, state.settings.max_body_bytes)
     webhook_url = fields.pop("webhook_url", None)
     fields.setdefault("model", state.settings.model)
-    for name in ("image", "last_image"):
+    for name in ("image", "last_image", "mask"):
         if name in fields:
             fields[name] = await state.image(fields[name], name)
     if REFERENCES in fields:

@@ -44,6 +44,7 @@ def _model_json(preset: Preset, aliases: list[str], workers: int, default: bool)
         "default": default,
         "workers": workers,
         "durations": list(preset.durations),
+        "default_duration": preset.default_duration,
         "aspect_ratios": {ratio: f"{w}x{h}" for ratio, (w, h) in preset.sizes.items()},
         "fps": preset.fps,
         "text_to_video": preset.supports_text,

@@ -94,6 +94,12 @@ NATIVE = fields(
                 fields({"id": TEXT, "index": {"type": "integer", "minimum": 0}}, required=("id",)),
             ],
         },
+        "mask": {
+            **IMAGE,
+            "description": "with source_video: edit it inside this image's white region (an outpaint: "
+            f"the white box is where the video goes on the mask's canvas). {IMAGE['description']}",
+        },
+        "mask_mode": {"type": "string", "enum": ["insert", "remove_static", "outpaint"]},
         "steps": {"type": "integer", "minimum": 1},
         "guidance": {"type": "number", "minimum": 0, "maximum": 30},
         "output_size": {"type": "string", "pattern": "^[0-9]+x[0-9]+$", "examples": ["1280x720"]},
@@ -178,6 +184,15 @@ GOOGLE_PREDICT = fields(
                             "mimeType": {"type": "string"},
                             "encoding": {"type": "string"},
                         },
+                    },
+                    "mask": {
+                        "type": "object",
+                        "description": "with video: edit it inside the image's white region",
+                        "properties": {
+                            **GOOGLE_IMAGE["properties"],
+                            "maskMode": {"type": "string", "enum": ["INSERT", "REMOVE_STATIC", "OUTPAINT"]},
+                        },
+                        "required": ["bytesBase64Encoded", "maskMode"],
                     },
                 }
             ),

@@ -32,6 +32,8 @@ CLI_FLAGS = {
     "last_image": "--last-image",
     "reference_images": "--reference-image",
     "source_video": "--extend",
+    "mask": "--mask",
+    "mask_mode": "--mask-mode",
     "steps": "--steps",
     "guidance": "--guidance",
 }
@@ -45,13 +47,17 @@ def generate(
     duration: Annotated[
         str | None,
         typer.Option(
-            help="Seconds of video, as the model allows (5 to 8; default: its first); with --extend, "
-            "the seconds added."
+            help="Seconds of video, as the model allows (4 to 8; default 5, or the model's one length); "
+            "with --extend, the seconds added."
         ),
     ] = None,
     aspect_ratio: Annotated[
-        str, typer.Option(help="16:9 (landscape) or 9:16 (portrait); 1:1 where offered.")
-    ] = "16:9",
+        str | None,
+        typer.Option(
+            help="16:9 (landscape) or 9:16 (portrait); 1:1 where offered. Default 16:9; with --extend or "
+            "--edit, the source's (an outpaint's: the mask's)."
+        ),
+    ] = None,
     seed: Annotated[str, typer.Option(help="-1 draws a random seed, which the summary reports.")] = "-1",
     negative_prompt: Annotated[str | None, typer.Option(help="What to steer away from.")] = None,
     num_videos: Annotated[str, typer.Option(help="1 to 4 videos, seeds SEED, SEED+1, ...")] = "1",
@@ -76,6 +82,26 @@ def generate(
         typer.Option(
             help="An MP4 to continue from its last frames: the output is it with --duration seconds more "
             "(a model that extends, e.g. wan2.1-vace-1.3b)."
+        ),
+    ] = None,
+    edit: Annotated[
+        Path | None,
+        typer.Option(
+            help="An MP4 to remake inside --mask (at most one pass of the model, e.g. 5 s for "
+            "wan2.1-vace-1.3b); the output keeps its length."
+        ),
+    ] = None,
+    mask: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --edit: an image whose white region is remade (outpaint: where the video goes)."
+        ),
+    ] = None,
+    mask_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="With --mask: insert (make the prompt's object in the region), remove_static (remove what "
+            "is in it) or outpaint (the region is where the video goes; make the rest)."
         ),
     ] = None,
     steps: Annotated[str | None, typer.Option(help="Denoising steps (default: the model's).")] = None,
@@ -109,10 +135,15 @@ def generate(
         "num_videos": num_videos,
         "steps": steps,
         "guidance": guidance,
+        "mask_mode": mask_mode,
     }
-    for name, path in (("image", image), ("last_image", last_image), ("source_video", extend)):
+    if extend is not None and edit is not None:
+        raise fail("--extend and --edit each take the source video: give one of them")
+    flags = {**CLI_FLAGS, "source_video": "--edit"} if edit is not None else CLI_FLAGS
+    inputs = (("image", image), ("last_image", last_image), ("source_video", extend or edit), ("mask", mask))
+    for name, path in inputs:
         if path is not None:
-            fields[name] = _read(path, CLI_FLAGS[name])
+            fields[name] = _read(path, flags[name])
     if reference_image:
         fields["reference_images"] = [_read(path, CLI_FLAGS["reference_images"]) for path in reference_image]
     if output is not None and output.suffix.lower() != ".mp4":
@@ -121,7 +152,7 @@ def generate(
         limits = Limits(settings.max_prompt_chars, settings.max_image_bytes, settings.max_video_bytes)
         request = build_request(fields, catalog, limits)
     except InvalidRequest as exc:
-        raise fail(exc.message(CLI_FLAGS.get(exc.field.partition("[")[0]))) from None
+        raise fail(exc.message(flags.get(exc.field.partition("[")[0]))) from None
     preset = catalog.resolve(request.model)
     if preset.tiny:
         err.print(

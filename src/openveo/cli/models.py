@@ -15,13 +15,13 @@ app = typer.Typer(help="List and download the models openveo can run.", no_args_
 
 @app.command("list")
 def models_list(data_dir: DataDir = None) -> None:
-    """Show every preset: native sizes, fps, frames for 5-8 s, price, and whether its weights are here."""
+    """Show every preset: native sizes, fps, frames for 4-8 s, price, and whether its weights are here."""
     from openveo.engine.weights import locate
 
     settings = settings_from(data_dir)
     catalog = settings.catalog()
     table = Table(title="openveo models")
-    for column in ("name", "modes", "sizes (w x h)", "fps", "frames 5-8 s", "steps", "credits/s", "weights"):
+    for column in ("name", "modes", "sizes (w x h)", "fps", "frames 4-8 s", "steps", "credits/s", "weights"):
         table.add_column(column)
     for preset in catalog.presets.values():
         where = locate(preset, settings.model_root)

@@ -13,7 +13,9 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-DEFAULT_DURATIONS = (5, 6, 7, 8)
+# 4 to 8 s: Veo 2 makes 5-8 s and Veo 3.x 4, 6 or 8; each is a valid frame count of the frame rule.
+DEFAULT_DURATIONS = (4, 5, 6, 7, 8)
+DEFAULT_DURATION_S = 5  # what a request without a duration gets where the model makes it (Segmind's)
 # An extension starts its pass on at least this many of the source's last frames (Wan: the first
 # frame alone, then two latent groups of 4), so that it continues the motion, not just one still.
 MIN_CONTEXT_FRAMES = 9
@@ -37,6 +39,7 @@ class Capability(StrEnum):
     LAST_FRAME = "last_frame"  # ends on a given image (after a given first frame)
     REFERENCE_IMAGES = "reference_images"  # shows the subjects or objects of up to 3 given images
     EXTEND = "extend"  # continues a given video from its last frames
+    MASK = "mask"  # remakes a given video inside a mask: insert or remove an object, outpaint
 
 
 _TEXT = frozenset({Capability.TEXT})
@@ -150,6 +153,10 @@ class Preset:
         return self.pipeline == "WanVACEPipeline"
 
     @property
+    def default_duration(self) -> int:
+        return DEFAULT_DURATION_S if DEFAULT_DURATION_S in self.durations else self.durations[0]
+
+    @property
     def trained_frames(self) -> int:
         """The longest pass it was made for: its longest duration's frames."""
         return self.frames_for(max(self.durations))
@@ -159,6 +166,12 @@ class Preset:
         """The most whole seconds one extension adds: a pass of `trained_frames` that starts on at
         least `MIN_CONTEXT_FRAMES` of the source's last frames."""
         return (self.trained_frames - MIN_CONTEXT_FRAMES) // self.fps
+
+    def edit_frames(self, source_frames: int) -> int:
+        """The frames of the one pass that edits a video of `source_frames` (at most `trained_frames`):
+        the fewest the frame rule allows that hold them all (the last frame repeats to fill)."""
+        groups = -(-(source_frames - 1) // self.frame_multiple)
+        return max(1, groups) * self.frame_multiple + 1
 
     def extension_frames(self, duration_s: int, source_frames: int) -> tuple[int, int]:
         """(context, new) of the one pass that extends a video of `source_frames` by `duration_s`:
@@ -591,6 +604,7 @@ PROTOCOL_MODELS = (
     "veo-2",
     "veo-2.0-generate-001",
     "veo-2.0-generate-exp",
+    "veo-2.0-generate-preview",  # Veo 2's editing model (masks) on Vertex
     # Veo 3.x ids (Vertex's model list); silent here until an audio model is served
     "veo-3.0-generate-001",
     "veo-3.1-generate-001",

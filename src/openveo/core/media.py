@@ -95,3 +95,32 @@ def probe_video(value: Any, field: str, max_bytes: int) -> VideoInfo:
             field, f"must be {MIN_SOURCE_S:g} to {MAX_SOURCE_S:g} seconds long; got {info.duration_s:.1f}"
         )
     return info
+
+
+@dataclass(frozen=True)
+class MaskBox:
+    """A mask image's size and the box around its white region (left, top, right, bottom)."""
+
+    width: int
+    height: int
+    box: tuple[int, int, int, int]
+
+    @property
+    def covers_all(self) -> bool:
+        return self.box == (0, 0, self.width, self.height)
+
+
+MASK_THRESHOLD = 128  # a mask pixel this light or lighter (in grayscale) marks the region
+
+
+def mask_box(data: bytes, field: str) -> MaskBox:
+    """Where an (already checked) mask image marks its region; a mask that marks nothing is refused."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            gray = img.convert("L")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        raise InvalidRequest(field, "is not a readable image; send a PNG, JPEG or WebP file") from None
+    box = gray.point(lambda value: 255 if value >= MASK_THRESHOLD else 0).getbbox()
+    if box is None:
+        raise InvalidRequest(field, "is black all over: white marks the region to edit")
+    return MaskBox(width=gray.width, height=gray.height, box=box)

@@ -11,6 +11,7 @@ import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -26,7 +27,7 @@ from openveo.core.catalog import (
 )
 from openveo.core.errors import InvalidRequest
 from openveo.core.loras import LORA_NAME, MAX_LORAS, SCALE_RANGE, Lora, LoraUse
-from openveo.core.media import check_image, probe_video
+from openveo.core.media import VideoInfo, check_image, mask_box, probe_video
 from openveo.core.text import load_stored, text_problem
 
 MAX_NUM_VIDEOS = 4
@@ -40,6 +41,22 @@ MAX_REFERENCE_IMAGES = 3  # Veo's limit for asset references
 REFERENCE_TYPES = ("asset", "style")  # Veo's; only asset references are served (docs/api.md)
 
 __all__ = ["InvalidRequest"]  # re-exported: every layer refuses with it
+
+
+class MaskMode(StrEnum):
+    """How a mask edits a source video (Veo's `maskMode`; white in the mask image marks the region)."""
+
+    INSERT = "insert"  # make what the prompt describes inside the region
+    REMOVE = "remove"  # Veo: track the object the region marks on the first frame, and remove it
+    REMOVE_STATIC = "remove_static"  # remove what is inside the region, in every frame
+    OUTPAINT = "outpaint"  # the region is where the source goes on a new canvas; make the rest
+
+
+# Veo's REMOVE follows an object through the video; no model here tracks one (docs/api.md).
+UNSERVED_MASK_MODES = {
+    MaskMode.REMOVE: "tracks an object through the video, and no model here tracks one; use remove_static "
+    "with a mask over the whole region the object moves through",
+}
 
 
 @dataclass(frozen=True)
@@ -56,7 +73,9 @@ class GenerationRequest:
     image: bytes | None = None  # the first frame
     last_image: bytes | None = None  # the last frame (after a first one)
     reference_images: tuple[bytes, ...] = ()  # subjects or objects the video must show (asset references)
-    source_video: bytes | None = None  # extend this video: the answer is it with `duration_s` seconds more
+    source_video: bytes | None = None  # extend this video (the answer is it with `duration_s` seconds more),
+    mask: bytes | None = None  # or, with a mask image, edit it inside the mask's white region
+    mask_mode: MaskMode | None = None
     steps: int | None = None
     guidance: float | None = None
     seed_was_random: bool = False
@@ -92,12 +111,13 @@ class GenerationRequest:
             image=media.get("image"),
             last_image=media.get("last_image"),
             source_video=media.get("source_video"),
+            mask=media.get("mask"),
             reference_images=tuple(data for _, data in references),
         )
 
 
 # Inputs that are files, not parameters: kept out of the request's JSON, stored beside it.
-MEDIA_FIELDS = ("image", "last_image", "source_video")
+MEDIA_FIELDS = ("image", "last_image", "source_video", "mask")
 REFERENCES = "reference_images"
 # The request field that asks for each capability (what an error about it names).
 CAPABILITY_FIELDS = {
@@ -106,6 +126,7 @@ CAPABILITY_FIELDS = {
     Capability.LAST_FRAME: "last_image",
     Capability.REFERENCE_IMAGES: REFERENCES,
     Capability.EXTEND: "source_video",
+    Capability.MASK: "mask",
 }
 _CAN = {
     Capability.TEXT: "make video from text alone",
@@ -113,13 +134,15 @@ _CAN = {
     Capability.LAST_FRAME: "end a video on a given image",
     Capability.REFERENCE_IMAGES: "show the subjects of reference images",
     Capability.EXTEND: "extend a video",
+    Capability.MASK: "edit a video inside a mask",
 }
 
 
 def needs_of(fields: Mapping[str, Any]) -> frozenset[Capability]:
     """What a request's inputs (raw fields or validated) ask of a model: the catalog routes by it."""
     if fields.get("source_video"):
-        needs = {Capability.EXTEND}  # it starts from the video's last frames, not from text or an image
+        # A mask edits the video; without one, it is continued from its last frames.
+        needs = {Capability.MASK if fields.get("mask") else Capability.EXTEND}
     else:
         needs = {Capability.FIRST_FRAME if fields.get("image") else Capability.TEXT}
     if fields.get("last_image"):
@@ -165,18 +188,28 @@ def build_request(
         raise InvalidRequest(
             "image", "cannot be sent with a video to extend: an extension starts from the video's last frames"
         )
+    mask = check_image(fields.get("mask"), "mask", limits.max_image_bytes)
+    mask_mode = _mask_mode(fields.get("mask_mode"), mask, source)
     needs = needs_of(
-        {"image": image, "last_image": last_image, REFERENCES: references, "source_video": source}
+        {
+            "image": image,
+            "last_image": last_image,
+            REFERENCES: references,
+            "source_video": source,
+            "mask": mask,
+        }
     )
     preset = _preset(fields.get("model"), catalog, needs)
 
     aspect = fields.get("aspect_ratio")
     output_size = None
-    if source is not None:
+    if source is not None and mask is not None and mask_mode is not None:
+        duration, aspect, output_size = _edit(source, mask, mask_mode, preset, fields, aspect, limits)
+    elif source is not None:
         duration, aspect, output_size = _extension(source, preset, fields, aspect, limits)
     else:
         value = fields.get("duration_s")
-        duration = preset.durations[0] if value is None else _integer(value, "duration_s")
+        duration = preset.default_duration if value is None else _integer(value, "duration_s")
         if duration not in preset.durations:
             raise InvalidRequest(
                 "duration_s", f"must be one of {_listing(preset.durations)} seconds; got {duration}"
@@ -215,6 +248,8 @@ def build_request(
         last_image=last_image,
         reference_images=references,
         source_video=source,
+        mask=mask,
+        mask_mode=mask_mode,
         steps=steps,
         guidance=guidance,
         seed_was_random=drawn,
@@ -235,6 +270,8 @@ _FIELDS = {
     "last_image",
     REFERENCES,
     "source_video",
+    "mask",
+    "mask_mode",
     "steps",
     "guidance",
     "output_size",
@@ -372,15 +409,9 @@ def _references(value: Any, max_bytes: int) -> tuple[bytes, ...]:
     return tuple(images)
 
 
-def _extension(
-    source: Any,
-    preset: Preset,
-    fields: Mapping[str, Any],
-    aspect: Any,
-    limits: Limits,
-) -> tuple[int, str, tuple[int, int]]:
-    """An extension's (seconds added, aspect ratio, size): the source video's own shape and frame
-    rate, which the model must make; `duration_s` counts only the new seconds (what is charged)."""
+def _source(source: Any, preset: Preset, limits: Limits) -> VideoInfo:
+    """A source video (to extend or edit) the model can continue: its frame rate, enough frames,
+    even sides."""
     info = probe_video(source, "source_video", limits.max_video_bytes)
     if abs(info.fps - preset.fps) > 0.01:
         raise InvalidRequest(
@@ -392,26 +423,50 @@ def _extension(
         )
     if info.width % 2 or info.height % 2:
         raise InvalidRequest("source_video", f"must have even sides; got {info.width}x{info.height}")
+    return info
+
+
+def _shape_of(width: int, height: int, preset: Preset, field: str) -> str:
+    """The aspect ratio of the preset's sizes nearest `width`x`height`, refused when none is close."""
 
     def mismatch(shape: str) -> float:  # against the size the model makes for it
-        width, height = preset.size_for(shape)
-        return abs(math.log((info.width / info.height) / (width / height)))
+        made_width, made_height = preset.size_for(shape)
+        return abs(math.log((width / height) / (made_width / made_height)))
 
     shape = min(preset.aspect_ratios, key=mismatch)
     if mismatch(shape) > MAX_ASPECT_MISMATCH:
         raise InvalidRequest(
-            "source_video",
-            f"is {info.width}x{info.height}; {preset.name} extends videos of aspect ratio "
+            field,
+            f"is {width}x{height}; {preset.name} makes videos of aspect ratio "
             f"{_listing(preset.aspect_ratios)}",
         )
+    return shape
+
+
+def _keeps_shape(
+    fields: Mapping[str, Any], aspect: Any, shape: str, size: tuple[int, int], what: str
+) -> None:
+    """An extension or an edit takes its shape from its inputs: a different one asked for is refused."""
     if aspect and aspect != shape:
-        raise InvalidRequest(
-            "aspect_ratio", f"must be {shape}, the source video's, or left out; got {aspect!r}"
-        )
+        raise InvalidRequest("aspect_ratio", f"must be {shape}, the {what}'s, or left out; got {aspect!r}")
     if fields.get("output_size") not in (None, ""):
         raise InvalidRequest(
-            "output_size", f"cannot be set for an extension: it keeps the source's {info.width}x{info.height}"
+            "output_size", f"cannot be set here: the video keeps the {what}'s {size[0]}x{size[1]}"
         )
+
+
+def _extension(
+    source: Any,
+    preset: Preset,
+    fields: Mapping[str, Any],
+    aspect: Any,
+    limits: Limits,
+) -> tuple[int, str, tuple[int, int]]:
+    """An extension's (seconds added, aspect ratio, size): the source video's own shape and frame
+    rate, which the model must make; `duration_s` counts only the new seconds (what is charged)."""
+    info = _source(source, preset, limits)
+    shape = _shape_of(info.width, info.height, preset, "source_video")
+    _keeps_shape(fields, aspect, shape, (info.width, info.height), "source video")
     most = preset.max_extension_s
     value = fields.get("duration_s")
     duration = most if value is None else _integer(value, "duration_s")
@@ -422,6 +477,68 @@ def _extension(
             f"got {duration}",
         )
     return duration, shape, (info.width, info.height)
+
+
+def _mask_mode(value: Any, mask: bytes | None, source: Any) -> MaskMode | None:
+    """The mode of a mask, which edits a source video: both or neither, and a mode served here."""
+    if mask is None:
+        if value not in (None, ""):
+            raise InvalidRequest("mask_mode", "needs a mask: send the mask image as well")
+        return None
+    if not source:
+        raise InvalidRequest("mask", "edits a video: send the video to edit as well")
+    modes = ", ".join(MaskMode)
+    if value in (None, ""):
+        raise InvalidRequest("mask_mode", f"is required with a mask; one of {modes}")
+    if not isinstance(value, str) or value.lower() not in MaskMode._value2member_map_:
+        raise InvalidRequest("mask_mode", f"must be one of {modes}; got {value!r}")
+    mode = MaskMode(value.lower())
+    if mode in UNSERVED_MASK_MODES:
+        raise InvalidRequest("mask_mode", f"{value} is not served here: it {UNSERVED_MASK_MODES[mode]}")
+    return mode
+
+
+def _edit(
+    source: Any,
+    mask: bytes,
+    mode: MaskMode,
+    preset: Preset,
+    fields: Mapping[str, Any],
+    aspect: Any,
+    limits: Limits,
+) -> tuple[int, str, tuple[int, int]]:
+    """An edit's (seconds, aspect ratio, size). Insert and remove keep the source's shape and take a
+    mask of it; an outpaint's mask is the new canvas (one of the model's shapes), and its white box is
+    where the source goes. It is one pass, so the source is at most the model's trained length."""
+    info = _source(source, preset, limits)
+    if info.frames > preset.trained_frames:
+        longest = preset.trained_frames / preset.fps
+        raise InvalidRequest(
+            "source_video",
+            f"must be at most {preset.trained_frames} frames ({longest:.2f} s) to edit with {preset.name}, "
+            f"one pass of the model; got {info.frames}",
+        )
+    box = mask_box(mask, "mask")
+    if mode == MaskMode.OUTPAINT:
+        shape = _shape_of(box.width, box.height, preset, "mask")
+        if box.covers_all:
+            raise InvalidRequest("mask", "is white all over: an outpaint's white box is where the source "
+                                 "goes, and the black around it is made")  # fmt: skip
+        size = preset.size_for(shape)
+        what = "mask's canvas"
+    else:
+        shape = _shape_of(info.width, info.height, preset, "source_video")
+        if abs(math.log((box.width / box.height) / (info.width / info.height))) > MAX_ASPECT_MISMATCH:
+            raise InvalidRequest(
+                "mask", f"is {box.width}x{box.height}; it must have the source video's aspect ratio "
+                f"({info.width}x{info.height})",
+            )  # fmt: skip
+        size = (info.width, info.height)
+        what = "source video"
+    _keeps_shape(fields, aspect, shape, size, what)
+    if fields.get("duration_s") not in (None, ""):
+        raise InvalidRequest("duration_s", "cannot be set for an edit: it keeps the source video's length")
+    return max(1, round(info.duration_s)), shape, size
 
 
 def _ratio(aspect: str) -> float:

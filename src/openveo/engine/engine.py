@@ -19,7 +19,7 @@ from openveo.core.catalog import Catalog, Preset
 from openveo.core.loras import LoraUse
 from openveo.core.request import GenerationRequest
 from openveo.engine.adapters import AdapterError, Adapters, LocateFn, SwapSlot
-from openveo.engine.conditioning import BadInput, extension_of, fit_image, vace_arguments
+from openveo.engine.conditioning import BadInput, Edit, edit_of, extension_of, fit_image, vace_arguments
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
 from openveo.engine.samplers import PinnedTimesteps
@@ -53,7 +53,9 @@ class Generation:
     steps: int
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, summed over videos
     loras: tuple[LoraUse, ...] = ()  # the adapters it ran with
-    source_frames: int = 0  # an extension: the first frames are the source video's own
+    source_frames: int = (
+        0  # frames that hold the source video's own pixels (an extension's first, an edit's all)
+    )
 
 
 class Engine:
@@ -167,8 +169,13 @@ class Engine:
         model = self.load(request.model)
         preset = model.preset
         width, height = preset.size_for(request.aspect_ratio)
-        extension = extension_of(request, preset)
-        num_frames = extension.frames if extension else preset.frames_for(request.duration_s)
+        extension, edit = extension_of(request, preset), edit_of(request, preset)
+        if extension is not None:
+            num_frames = extension.frames
+        elif edit is not None:
+            num_frames = preset.edit_frames(edit.frames)
+        else:
+            num_frames = preset.frames_for(request.duration_s)
         steps = request.steps or preset.steps
         guidance = preset.guidance if request.guidance is None else request.guidance
         # A guidance override applies to both Wan 2.2 experts; otherwise each keeps its preset value.
@@ -193,7 +200,7 @@ class Engine:
             raise BadInput(str(exc)) from exc
         pipe = model.pipe
         if preset.vace:  # every condition as a control video, its mask and reference images
-            args.update(vace_arguments(request, width, height, num_frames, extension))
+            args.update(vace_arguments(request, width, height, num_frames, extension, edit))
         elif request.image is not None:
             pipe = model.image_to_video
             args["image"] = fit_image(request.image, width, height)
@@ -243,6 +250,8 @@ class Engine:
             if extension is not None and kept is not None:  # the source's frames, then the new ones
                 new = finish_frames(frames[extension.context :], extension.size, watermark)
                 videos.append(np.concatenate([kept, new]))
+            elif edit is not None:  # the made region, with the source laid back over the rest
+                videos.append(finish_frames(frames[: edit.frames], edit.size, watermark, keep=edit))
             else:
                 videos.append(finish_frames(frames, request.output_size or (width, height), watermark))
 
@@ -257,7 +266,7 @@ class Engine:
             steps=steps,
             timings=clock.timings,
             loras=request.loras,
-            source_frames=len(extension.source) if extension else 0,
+            source_frames=len(extension.source) if extension else edit.frames if edit else 0,
         )
 
 
@@ -282,12 +291,16 @@ def _guided(model: LoadedModel, args: dict) -> Iterator[dict]:
 
 
 def finish_frames(
-    frames: torch.Tensor, size: tuple[int, int], watermark: Watermark | None, chunk: int = 16
+    frames: torch.Tensor,
+    size: tuple[int, int],
+    watermark: Watermark | None,
+    chunk: int = 16,
+    keep: Edit | None = None,
 ) -> np.ndarray:
     """Frames (T, 3, H, W), float in [0, 1] or uint8 → uint8 (T, height, width, 3) for the encoder, where the
     frames are: scaled to cover `size` and center-cropped (bicubic with antialiasing, so downscales
-    do not alias and nothing is stretched), watermarked, rounded. In chunks, so that only the output
-    is held at full size."""
+    do not alias and nothing is stretched), an edit's source laid back outside its region, watermarked,
+    rounded. In chunks, so that only the output is held at full size."""
     width, height = size
     source_h, source_w = frames.shape[2:]
     scale = max(width / source_w, height / source_h)
@@ -297,6 +310,7 @@ def finish_frames(
     if watermark is not None:
         offsets = watermark_pattern(watermark.key, watermark.payload, height, width)
         pattern = torch.from_numpy(offsets).to(frames.device)
+    kept, region = keep.tensors(frames.device) if keep is not None else (None, None)
     out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
     for start in range(0, len(frames), chunk):
         batch = frames[start : start + chunk].float()
@@ -306,6 +320,8 @@ def finish_frames(
             batch = F.interpolate(batch, size=cover, mode="bicubic", antialias=True, align_corners=False)
             batch = batch[..., top : top + height, left : left + width]
         batch = batch.clamp(0.0, 1.0) * 255.0
+        if kept is not None and region is not None:
+            batch = batch * region + kept[start : start + len(batch)].float() * (1.0 - region)
         if pattern is not None:
             batch = batch + pattern
         pixels = batch.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)

@@ -90,6 +90,7 @@ function fillModelChoices() {
   const model = currentModel();
   if (!model) return;
   options($("duration"), model.durations.map(String), model.durations.map((d) => `${d} s`));
+  if (!$("duration").dataset.touched) $("duration").value = String(model.default_duration);
   const ratios = Object.keys(model.aspect_ratios);
   options($("aspect-ratio"), ratios, ratios.map((r) => `${r} (${model.aspect_ratios[r]})`));
   // The operator's adapters that fit this model (GET /v1/loras); the row hides when there are none.
@@ -104,7 +105,7 @@ function showPrice() {
   if (!model) return;
   const lora = state.loras.find((l) => l.name === $("lora").value);
   const perSecond = model.price_per_second + (lora ? lora.price_per_second : 0);
-  const cost = perSecond * Number($("duration").value || model.durations[0]);
+  const cost = perSecond * Number($("duration").value || model.default_duration);
   $("price").textContent = `${+cost.toFixed(6)} credits`;
 }
 
@@ -324,7 +325,10 @@ document.addEventListener("DOMContentLoaded", () => {
     $("model").dataset.touched = "1";
     fillModelChoices();
   });
-  $("duration").addEventListener("change", showPrice);
+  $("duration").addEventListener("change", () => {
+    $("duration").dataset.touched = "1";
+    showPrice();
+  });
   $("lora").addEventListener("change", showPrice);
   $("random-seed").addEventListener("click", () => {
     $("seed").value = crypto.getRandomValues(new Uint32Array(1))[0];
