@@ -73,7 +73,7 @@ def test_random_seed_is_reported(env, tmp_path):
         (["--duration", "abc"], "--duration must be an integer; got 'abc'"),
         (["--aspect-ratio", "4:3"], "--aspect-ratio must be one of 16:9, 9:16, 1:1; got '4:3'"),
         (["--num-videos", "5"], "--num-videos must be from 1 to 4; got 5"),
-        (["--model", "veo-3"], "--model must be one of:"),
+        (["--model", "veo-9"], "--model must be one of:"),
         (["--model", "tiny-wan2.1", "--image", "IMAGE"], "--image is not supported by tiny-wan2.1"),
         (["--image", "NOTIMAGE"], "--image is not a readable image"),
         (["--image", "MISSING"], "--image cannot be read"),

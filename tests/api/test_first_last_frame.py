@@ -126,3 +126,33 @@ def test_last_frames_nothing_can_serve_are_refused_and_not_charged(server, route
         )
     assert caught.value.code == 400 and "lastFrame" in caught.value.message
     assert credits(routed, routed_key) == 10
+
+
+def test_segmind_veo_3_1_takes_a_last_frame_and_a_resolution(routed, server, key, tmp_path):
+    """Segmind's veo-3.1 slug with its published fields, through the unmodified `segmind` SDK: a
+    last_frame routes to the first-and-last-frame model (Segmind's default 8 s, which the tiny twin
+    makes), resolution 720p is the exact size, and generate_audio true is refused, not charged."""
+    from segmind import SegmindClient
+    from segmind.exceptions import SegmindError
+
+    routed_key = routed.new_key(credits=10.0)
+    sdk = SegmindClient(api_key=routed_key, base_url=f"{routed.url}/v1", timeout=120)
+    first, last = (base64.b64encode(png_bytes(200, 120, seed=s)).decode() for s in (5, 6))
+    common = {"prompt": "a door opens", "image": first, "seed": 4, "resolution": "720p"}
+    response = sdk.run_sync("veo-3.1", **common, last_frame=last, generate_audio=False)
+    path = tmp_path / "door.mp4"
+    path.write_bytes(response.content)
+    video = decode(path)
+    assert (video["width"], video["height"], len(video["frames"])) == (1280, 720, 65)
+    assert routed.job_row(response.headers["x-request-id"]).model == FLF2V
+    with pytest.raises(SegmindError) as silent:
+        sdk.run_sync("veo-3.1", **common, last_frame=last, generate_audio=True)
+    assert silent.value.status == 422 and "generate_audio" in silent.value.detail
+    with pytest.raises(SegmindError) as big:
+        sdk.run_sync("veo-3.1", **{**common, "resolution": "4k"}, last_frame=last)
+    assert big.value.status == 422 and "720p, 1080p" in big.value.detail
+    assert credits(routed, routed_key) == pytest.approx(10 - 8 * 0.01)
+    # without capability routing, veo-3.1 runs the served model for Segmind's default 8 s
+    plain = SegmindClient(api_key=key, base_url=f"{server.url}/v1", timeout=120)
+    (tmp_path / "plain.mp4").write_bytes(plain.run_sync("veo-3.1", prompt="a gull", seed=1).content)
+    assert len(decode(tmp_path / "plain.mp4")["frames"]) == 65  # 8 s at 8 fps

@@ -87,8 +87,8 @@ def test_aliases_resolve_and_are_configurable():
     with pytest.raises(ValueError, match="unknown model"):
         Catalog(aliases={"veo-2": "nonexistent"})
     with pytest.raises(UnknownModel):
-        Catalog().resolve("veo-3")
-    for veo3 in ("veo-3.0-generate-001", "veo-3.1-generate-001", "veo-3.1-lite-generate-001"):
+        Catalog().resolve("veo-4")
+    for veo3 in ("veo-3.0-generate-001", "veo-3.1-generate-001", "veo-3.1-lite-generate-001", "veo-3.1"):
         assert Catalog().resolve(veo3).name == "wan2.2-ti2v-5b"  # Vertex's Veo 3.x ids: the served model
 
 

@@ -24,6 +24,7 @@ from openveo.api import schemas
 from openveo.api.auth import require_key
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError
+from openveo.api.resolutions import RESOLUTIONS
 from openveo.api.state import ApiState, state_of
 from openveo.core.catalog import MissingCapability, UnknownModel
 from openveo.core.job import Job, JobOrigin, JobStatus
@@ -36,7 +37,7 @@ router = APIRouter()
 VERTEX, GEMINI = PROTOCOLS = ("google-vertex", "google-gemini")  # the jobs' protocol names
 VERTEX_VERSIONS = ("v1", "v1beta1")
 GEMINI_VERSIONS = ("v1beta", "v1", "v1alpha")
-RESOLUTIONS = {"720p": {"16:9": (1280, 720), "9:16": (720, 1280)}}
+VEO_RESOLUTIONS = ("720p",)  # Veo 2's
 DEFAULT_DURATION_S = 8  # Veo 2's default
 MAX_SEED = 2**32 - 1
 VERTEX_RESPONSE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
@@ -199,7 +200,7 @@ def _request_fields(state: ApiState, model: str, body: dict[str, Any]) -> tuple[
     resolution = parameters.get("resolution")
     if resolution is not None:
         sizes = RESOLUTIONS.get(resolution.lower())
-        if sizes is None:
+        if sizes is None or resolution.lower() not in VEO_RESOLUTIONS:
             raise ApiError(
                 422, f"resolution must be 720p (Veo 2); got {resolution!r}", field="parameters.resolution"
             )

@@ -1,6 +1,8 @@
 """Segmind's API (`/v1/{slug}` sync, `/v2/{slug}` async, `/v1/get-user-credits`): see
-api-contracts.md §1. Slugs are model names (`veo-2`, any preset or alias); `<slug>-image2video`
-is the same model with an input image required. Every error is `{"error": "..."}`."""
+api-contracts.md §1. Slugs are model names (`veo-2`, `veo-3.1`, any preset or alias); `<slug>-image2video`
+is the same model with an input image required. The Veo 3.x slugs take Segmind's published fields
+for them too (`last_frame`, `resolution`, `generate_audio`; 8 s by default). Every error is
+`{"error": "..."}`."""
 
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from openveo.api import schemas
 from openveo.api.bodies import read_fields
 from openveo.api.errors import ApiError, method_not_allowed
+from openveo.api.resolutions import RESOLUTIONS
 from openveo.api.routes import allowed_methods
 from openveo.api.state import ApiState, state_of
-from openveo.core.catalog import UnknownModel
+from openveo.core.catalog import MissingCapability, UnknownModel
 from openveo.core.job import Job, JobStatus
+from openveo.core.request import needs_of
 from openveo.service.billing import credits_text
 from openveo.service.jobs import WAITER_RENEW_S, JobNotFound
 from openveo.store.db import OUTAGE, first_line
@@ -30,7 +34,7 @@ log = logging.getLogger("openveo.api")
 MISSING_KEY = "Missing x-api-key in header"
 IMAGE_SUFFIX = "-image2video"
 # Segmind's field names → the shared request's.
-WIRE_TO_FIELD = {"duration": "duration_s"}
+WIRE_TO_FIELD = {"duration": "duration_s", "last_frame": "last_image", "resolution": "output_size"}
 # A LoRA comes as Segmind's own LoRA endpoints name it: `lora` (here a registered adapter's name) and
 # `lora_scale`; the shared request's `loras` list has that one adapter.
 FIELD_TO_WIRE = {
@@ -41,10 +45,14 @@ FIELD_TO_WIRE = {
     "loras[0].scale": "lora_scale",
 }
 ALLOWED = (
-    "prompt", "negative_prompt", "duration", "aspect_ratio", "seed", "image", "webhook_url",
-    "lora", "lora_scale",
+    "prompt", "negative_prompt", "duration", "aspect_ratio", "seed", "image", "last_frame", "resolution",
+    "generate_audio", "webhook_url", "lora", "lora_scale",
 )  # fmt: skip
-BODY = schemas.body(schemas.SEGMIND, files=("image",))
+# Segmind's Veo 3.x pages (segmind.com/models/veo-3.1/api, ...): 4, 6 or 8 s, 8 by default.
+VEO3_SLUGS = ("veo-3", "veo-3-fast", "veo-3.1", "veo-3.1-fast", "veo-3.1-lite")
+VEO3_DEFAULT_DURATION_S = 8
+SILENT = "generate_audio must be false: the open models here make silent video"
+BODY = schemas.body(schemas.SEGMIND, files=("image", "last_frame"))
 STATUS_WORDS = {JobStatus.QUEUED: "QUEUED", JobStatus.RUNNING: "PROCESSING", JobStatus.SUCCEEDED: "COMPLETED"}
 
 
@@ -77,6 +85,9 @@ async def _submit(
     if needs_image and not wire.get("image"):
         raise ApiError(422, f"image is required for {slug}: a file, a data URL, base64 or an http(s) URL")
     webhook_url = wire.pop("webhook_url", None) or None
+    if wire.pop("generate_audio", False) not in (False, "false", "False", 0, "0", ""):
+        raise ApiError(422, SILENT, field="generate_audio")
+    _resolve_size(wire)
     lora, lora_scale = wire.pop("lora", None), wire.pop("lora_scale", None)
     if lora_scale not in (None, "") and lora in (None, ""):
         raise ApiError(422, "lora_scale needs a lora: the name of an adapter", field="lora_scale")
@@ -85,6 +96,10 @@ async def _submit(
         fields["loras"] = [{"name": lora, "scale": lora_scale}]
     fields["model"] = model
     fields["image"] = await state.image(wire.get("image"))
+    if wire.get("last_frame") not in (None, ""):
+        fields["last_image"] = await state.image(wire["last_frame"], "last_frame")
+    if slug.removesuffix(IMAGE_SUFFIX) in VEO3_SLUGS and fields.get("duration_s") in (None, ""):
+        fields["duration_s"] = _veo3_default(state, model, fields)
     job = await state.submit(
         request,
         key,
@@ -95,6 +110,31 @@ async def _submit(
         waited=waited,
     )
     return state, key, job
+
+
+def _veo3_default(state: ApiState, model: str, fields: dict[str, Any]) -> int | None:
+    """Segmind's Veo 3.x default, 8 s, where the model the request routes to makes it (a 5 s
+    first-and-last-frame model keeps its own)."""
+    try:
+        preset = state.runtime.catalog.route(model, needs_of(fields))
+    except (UnknownModel, MissingCapability):
+        return None  # the request's validation refuses it, naming the field
+    return VEO3_DEFAULT_DURATION_S if VEO3_DEFAULT_DURATION_S in preset.durations else None
+
+
+def _resolve_size(wire: dict[str, Any]) -> None:
+    """`resolution` ("720p", "1080p") as the exact size for the aspect ratio asked for."""
+    resolution = wire.get("resolution")
+    if resolution in (None, ""):
+        wire.pop("resolution", None)
+        return
+    sizes = RESOLUTIONS.get(str(resolution).lower())
+    if sizes is None:
+        raise ApiError(
+            422, f"resolution must be one of {', '.join(RESOLUTIONS)}; got {resolution!r}", field="resolution"
+        )
+    size = sizes.get(wire.get("aspect_ratio") or "16:9")
+    wire["resolution"] = None if size is None else f"{size[0]}x{size[1]}"  # others: the aspect is refused
 
 
 @router.get("/v1/get-user-credits")

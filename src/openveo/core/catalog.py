@@ -610,6 +610,9 @@ PROTOCOL_MODELS = (
     "veo-3.1-generate-001",
     "veo-3.1-generate-preview",
     "veo-3.1-lite-generate-001",
+    "veo-3",  # Segmind's Veo 3.x slugs (segmind.com/models/veo-3, veo-3.1, veo-3.1-lite)
+    "veo-3.1",
+    "veo-3.1-lite",
     "sora-2",
     "sora-2-pro",
 )
