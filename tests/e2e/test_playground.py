@@ -5,8 +5,12 @@ error shown plainly. Screenshots of each state go to test-artifacts/playground/.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import pytest
 
 from openveo.core.catalog import Catalog
 from tests.e2e.server import Server
-from tests.helpers import required
+from tests.helpers import png_bytes, required
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("OPENVEO_TEST_ARTIFACTS", REPO / "test-artifacts")) / "playground"
@@ -293,3 +297,109 @@ def test_it_fits_a_phone(browser, site):
         page.shot("11-phone")
     finally:
         browser.set_window_size(1200, 1100)
+
+
+VACE = "tiny-wan2.1-vace"
+
+
+@pytest.fixture(scope="module")
+def directing_site(tmp_path_factory, tiny_models):
+    """Veo's names run tiny-wan2.2; extensions, references and last frames go to tiny VACE."""
+    routes = {"extend": VACE, "reference_images": VACE, "last_frame": VACE}
+    env = {"OPENVEO_RATE_LIMIT_PER_MINUTE": "0", "OPENVEO_CAPABILITY_MODELS": json.dumps(routes)}
+    with Server(tmp_path_factory.mktemp("playground-directing"), tiny_models, env=env) as server:
+        # A worker serves one model: VACE gets its own, beside the one `serve` started for tiny.
+        log = (server.data_dir / "vace-worker.log").open("ab")
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "openveo.cli",
+                "worker",
+                "--model",
+                VACE,
+                "--data-dir",
+                str(server.data_dir),
+            ],
+            env=server.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield server
+        finally:
+            worker.send_signal(signal.SIGINT)
+            worker.wait(timeout=30)
+            log.close()
+
+
+def _inputs(server: Server, job_id: str) -> dict[str, bytes]:
+    """The media inputs stored with a job, by name (what the worker will hand the model)."""
+    from openveo.store.schema import job_inputs
+
+    db = server.database()
+    try:
+        with db.read() as conn:
+            rows = conn.execute(job_inputs.select().where(job_inputs.c.job_id == job_id)).all()
+    finally:
+        db.dispose()
+    first = server.job_row(job_id).image  # the first frame has a column of its own
+    return {row.name: row.data for row in rows} | ({"image": first} if first is not None else {})
+
+
+def test_a_person_uploads_images_and_extends_a_video_with_one_click(browser, directing_site, tmp_path):
+    site = directing_site
+    page = Page(browser, site).open()
+    key = site.new_key(credits=10)
+    page.use_key(key)
+    page.wait(lambda: page.credits() == "10", what="the credits")
+    page.choose("model", "tiny-wan2.2")  # text or a first frame: no last frame, no references
+    shown = {
+        name: page.find(f"{name}-field").is_displayed()
+        for name in ("first-frame", "last-frame", "references")
+    }
+    assert shown == {"first-frame": True, "last-frame": False, "references": False}, shown
+    page.choose("model", VACE)
+    page.wait(lambda: page.find("references-field").is_displayed(), what="the reference images field")
+    assert page.find("last-frame-field").is_displayed()
+    pictures = {name: png_bytes(120, 90, seed=seed) for seed, name in enumerate(("first", "fox", "hat"))}
+    for name, data in pictures.items():
+        (tmp_path / f"{name}.png").write_bytes(data)
+    page.find("first-frame").send_keys(str(tmp_path / "first.png"))
+    page.find("references").send_keys(f"{tmp_path / 'fox.png'}\n{tmp_path / 'hat.png'}")
+    page.shot("12-uploads")
+    page.generate("a fox and a hat in the snow")
+    page.wait(lambda: page.status() == "succeeded", timeout=120, what="the video with references")
+    made = page.js("return document.getElementById('result-video').dataset.jobId")
+    assert _inputs(site, made) == {
+        "image": pictures["first"],
+        "reference_images.0": pictures["fox"],
+        "reference_images.1": pictures["hat"],
+    }
+    source = httpx.get(
+        httpx.get(f"{site.url}/v1/jobs/{made}", headers={"x-api-key": key}).json()["videos"][0]["url"]
+    ).content
+
+    extend = page.find("extend")
+    assert extend.is_displayed() and extend.text == "Extend by 4 s"  # tiny VACE adds up to 4 s
+    page.type("prompt", "the fox runs off")
+    extend.click()
+    longer = page.wait(
+        lambda: (
+            page.status() == "succeeded"
+            and page.js(
+                "const v = document.getElementById('result-video');"
+                "return v.dataset.jobId !== arguments[0] && v.readyState >= 1"
+                " && {job: v.dataset.jobId, duration: v.duration}",
+                made,
+            )
+        ),
+        timeout=120,
+        what="the extended video",
+    )
+    page.shot("13-extended")
+    job = httpx.get(f"{site.url}/v1/jobs/{longer['job']}", headers={"x-api-key": key}).json()
+    assert job["model"] == VACE and job["request"]["duration_s"] == 4
+    assert job["request"]["prompt"] == "the fox runs off"
+    assert _inputs(site, longer["job"]) == {"source_video": source}
+    assert abs(longer["duration"] - (41 + 32) / 8) <= 1 / 8 + 0.01  # the source's 41 frames, then 4 s

@@ -45,6 +45,7 @@ def _model_json(preset: Preset, aliases: list[str], workers: int, default: bool)
         "workers": workers,
         "durations": list(preset.durations),
         "default_duration": preset.default_duration,
+        "max_extension_s": preset.max_extension_s if Capability.EXTEND in preset.capabilities else None,
         "aspect_ratios": {ratio: f"{w}x{h}" for ratio, (w, h) in preset.sizes.items()},
         "fps": preset.fps,
         "text_to_video": preset.supports_text,

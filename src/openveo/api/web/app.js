@@ -97,7 +97,31 @@ function fillModelChoices() {
   const fitting = state.loras.filter((l) => l.models.includes(model.id)).map((l) => l.name);
   options($("lora"), ["", ...fitting], ["none", ...fitting.map((n) => n)]);
   $("lora-row").hidden = fitting.length === 0;
+  // The images this model takes (GET /v1/models: capabilities, and what it requires).
+  const fields = { "first-frame": "first_frame", "last-frame": "last_frame", references: "reference_images" };
+  for (const [id, capability] of Object.entries(fields)) {
+    $(`${id}-field`).hidden = !model.capabilities.includes(capability);
+  }
+  $("first-frame-need").textContent = model.requires.includes("first_frame") ? "(required)" : "(optional)";
+  $("last-frame-need").textContent =
+    model.requires.includes("last_frame") ? "(required)" : "(optional, after a first)";
+  $("media-row").hidden = Object.keys(fields).every((id) => $(`${id}-field`).hidden);
   showPrice();
+}
+
+// An uploaded file as a data URL, which the job API takes wherever it takes an image.
+function dataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+// The first served model that extends videos (capability "extend"), for the result's Extend button.
+function extender() {
+  return state.models.find((m) => m.capabilities.includes("extend"));
 }
 
 function showPrice() {
@@ -111,23 +135,44 @@ function showPrice() {
 
 // ---- one job -----------------------------------------------------------------------------------
 
-function formRequest() {
+async function formRequest() {
   const body = { prompt: $("prompt").value, model: $("model").value,
                  duration_s: Number($("duration").value), aspect_ratio: $("aspect-ratio").value };
   const negative = $("negative-prompt").value.trim();
   if (negative) body.negative_prompt = negative;
   if ($("seed").value !== "") body.seed = Number($("seed").value);
   if ($("lora").value) body.loras = [{ name: $("lora").value, scale: Number($("lora-scale").value) }];
+  // Only the images the chosen model takes (their fields are hidden otherwise).
+  const [first] = $("first-frame-field").hidden ? [] : $("first-frame").files;
+  const [last] = $("last-frame-field").hidden ? [] : $("last-frame").files;
+  const references = $("references-field").hidden ? [] : [...$("references").files];
+  if (first) body.image = await dataUrl(first);
+  if (last) body.last_image = await dataUrl(last);
+  if (references.length) body.reference_images = await Promise.all(references.map(dataUrl));
   return body;
 }
 
 async function generate(event) {
   event.preventDefault();
+  await submit(formRequest);
+}
+
+// One click on a finished video: the same video with the most seconds the extending model adds,
+// continuing from its last frames (the prompt box, or the video's own prompt, says what happens).
+async function extend() {
+  const job = state.job;
+  const model = extender();
+  if (!job || !model) return;
+  await submit(async () => ({ prompt: $("prompt").value.trim() || job.request.prompt, model: model.id,
+                              source_video: { id: job.id } }));
+}
+
+async function submit(buildBody) {
   if (!state.key) return showError("Enter an API key first.");
   showError("");
-  $("generate").disabled = true;
+  $("generate").disabled = $("extend").disabled = true;
   try {
-    const job = await api("/v1/jobs", { method: "POST", body: JSON.stringify(formRequest()) });
+    const job = await api("/v1/jobs", { method: "POST", body: JSON.stringify(await buildBody()) });
     $("result-panel").hidden = true;
     showJob(job);
     refreshCredits();
@@ -136,7 +181,7 @@ async function generate(event) {
   } catch (error) {
     if (error.name !== "AbortError") showError(explain(error));
   } finally {
-    $("generate").disabled = false;
+    $("generate").disabled = $("extend").disabled = false;
   }
 }
 
@@ -206,6 +251,10 @@ function showResult(job) {
   const player = $("result-video");
   player.src = video.url;
   player.dataset.jobId = job.id;
+  state.job = job;
+  const model = extender();
+  $("extend").hidden = !model;
+  if (model) $("extend").textContent = `Extend by ${model.max_extension_s} s`;
   $("download").href = video.url;
   $("download").download = `openveo-${video.seed}.mp4`;
   const r = job.request;
@@ -334,6 +383,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("seed").value = crypto.getRandomValues(new Uint32Array(1))[0];
   });
   $("cancel").addEventListener("click", cancel);
+  $("extend").addEventListener("click", extend);
   $("result-video").addEventListener("loadedmetadata", fitVideo);
   window.addEventListener("resize", fitVideo);
   for (const button of document.querySelectorAll("[data-copy]")) {
