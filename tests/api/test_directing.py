@@ -49,6 +49,14 @@ def job_of(operation) -> str:
     return operation.name.rsplit("/", 1)[-1]
 
 
+def generated(client: genai.Client, prompt: str, seed: int, model: str = "veo-2.0-generate-001"):
+    """A finished 5 s text-to-video operation: a video of this server's to extend or edit."""
+    config = types.GenerateVideosConfig(seed=seed, duration_seconds=5)
+    return finished_operation(
+        client, client.models.generate_videos(model=model, prompt=prompt, config=config)
+    )
+
+
 def with_references(client: genai.Client, images: list[bytes], tmp_path: Path, name: str):
     operation = client.models.generate_videos(
         model="veo-2.0-generate-001",
@@ -114,14 +122,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def test_google_genai_extends_a_video_it_returned(directing, tmp_path):
     key = directing.new_key(credits=10.0)
     client = vertex(directing, key)
-    first = finished_operation(
-        client,
-        client.models.generate_videos(
-            model="veo-3.1-generate-001",  # Veo 3.x's ids are aliases too
-            prompt="waves roll onto a beach",
-            config=types.GenerateVideosConfig(seed=3, duration_seconds=5),
-        ),
-    )
+    first = generated(
+        client, "waves roll onto a beach", 3, "veo-3.1-generate-001"
+    )  # Veo 3.x ids: aliases too
     assert directing.job_row(job_of(first)).model == "tiny-wan2.2"
     source = first.response.generated_videos[0].video
     source_path = tmp_path / "source.mp4"
@@ -278,14 +281,7 @@ def test_google_genai_edits_a_video_inside_its_mask(directing, tmp_path):
     Veo's tracking REMOVE is refused, nothing charged."""
     key = directing.new_key(credits=10.0)
     client = vertex(directing, key)
-    first = finished_operation(
-        client,
-        client.models.generate_videos(
-            model="veo-2.0-generate-001",
-            prompt="a quiet harbour at dawn",
-            config=types.GenerateVideosConfig(seed=4, duration_seconds=5),
-        ),
-    )
+    first = generated(client, "a quiet harbour at dawn", 4)
     source = first.response.generated_videos[0].video
     source_path = tmp_path / "source.mp4"
     source.save(str(source_path))
