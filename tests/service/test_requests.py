@@ -94,7 +94,7 @@ def test_bad_seed(seed):
 
 
 def test_unknown_model_lists_choices():
-    error = rejected(model="veo-3")
+    error = rejected(model="veo-9")
     assert error.field == "model" and "tiny-wan2.2" in error.message() and "veo-2" in error.message()
 
 
