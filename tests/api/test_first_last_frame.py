@@ -151,6 +151,12 @@ def test_segmind_veo_3_1_takes_a_last_frame_and_a_resolution(routed, server, key
     with pytest.raises(SegmindError) as big:
         sdk.run_sync("veo-3.1", **{**common, "resolution": "4k"}, last_frame=last)
     assert big.value.status == 422 and "720p, 1080p" in big.value.detail
+    odd = httpx.post(
+        f"{routed.url}/v1/veo-3.1",
+        json={"prompt": "x", "resolution": "720p", "aspect_ratio": ["16:9"]},
+        headers={"x-api-key": routed_key},
+    )
+    assert odd.status_code == 422 and "aspect_ratio" in odd.text, odd.text
     assert credits(routed, routed_key) == pytest.approx(10 - 8 * 0.01)
     # without capability routing, veo-3.1 runs the served model for Segmind's default 8 s
     plain = SegmindClient(api_key=key, base_url=f"{server.url}/v1", timeout=120)

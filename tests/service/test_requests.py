@@ -254,6 +254,7 @@ def test_a_mask_edits_the_source_video_in_a_served_mode(tmp_path):
             "mask",
             "makes videos of aspect",
         ),
+        ({"mask": mask_png(320, 192, (100, 0, 101, 192)), "mask_mode": "outpaint"}, "mask", "too small"),
     ]
     for extra, field, words in cases:
         error = rejected(model=VACE, source_video=source, **extra)

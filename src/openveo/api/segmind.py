@@ -133,7 +133,8 @@ def _resolve_size(wire: dict[str, Any]) -> None:
         raise ApiError(
             422, f"resolution must be one of {', '.join(RESOLUTIONS)}; got {resolution!r}", field="resolution"
         )
-    size = sizes.get(wire.get("aspect_ratio") or "16:9")
+    aspect = wire.get("aspect_ratio") or "16:9"
+    size = sizes.get(aspect) if isinstance(aspect, str) else None
     wire["resolution"] = None if size is None else f"{size[0]}x{size[1]}"  # others: the aspect is refused
 
 

@@ -139,6 +139,8 @@ def generate(
     }
     if extend is not None and edit is not None:
         raise fail("--extend and --edit each take the source video: give one of them")
+    if edit is not None and mask is None:
+        raise fail("--edit needs --mask (and --mask-mode): the mask's white region is what is remade")
     flags = {**CLI_FLAGS, "source_video": "--edit"} if edit is not None else CLI_FLAGS
     inputs = (("image", image), ("last_image", last_image), ("source_video", extend or edit), ("mask", mask))
     for name, path in inputs:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import av
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from openveo.core.errors import InvalidRequest
 
@@ -117,7 +117,7 @@ def mask_box(data: bytes, field: str) -> MaskBox:
     """Where an (already checked) mask image marks its region; a mask that marks nothing is refused."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            gray = img.convert("L")
+            gray = ImageOps.exif_transpose(img).convert("L")  # upright, as the engine reads it
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise InvalidRequest(field, "is not a readable image; send a PNG, JPEG or WebP file") from None
     box = gray.point(lambda value: 255 if value >= MASK_THRESHOLD else 0).getbbox()

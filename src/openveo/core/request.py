@@ -37,6 +37,7 @@ GUIDANCE_RANGE = (0.0, 30.0)
 MAX_NEGATIVE_PROMPT_CHARS = 32_000
 MIN_OUTPUT_SIDE, MAX_OUTPUT_SIDE = 64, 3840
 MAX_ASPECT_MISMATCH = 0.05  # |log(ratio / aspect)|: up to ~5% is cropped away, more is refused
+MIN_OUTPAINT_BOX = 16  # px at the model's size: where an outpaint's source goes
 MAX_REFERENCE_IMAGES = 3  # Veo's limit for asset references
 REFERENCE_TYPES = ("asset", "style")  # Veo's; only asset references are served (docs/api.md)
 
@@ -525,6 +526,13 @@ def _edit(
             raise InvalidRequest("mask", "is white all over: an outpaint's white box is where the source "
                                  "goes, and the black around it is made")  # fmt: skip
         size = preset.size_for(shape)
+        left, top, right, bottom = box.box
+        scale = min(size[0] / box.width, size[1] / box.height)
+        if min(right - left, bottom - top) * scale < MIN_OUTPAINT_BOX:
+            raise InvalidRequest(
+                "mask", f"has a white box too small to hold the video: at least {MIN_OUTPAINT_BOX} pixels a "
+                f"side at {preset.name}'s {size[0]}x{size[1]}",
+            )  # fmt: skip
         what = "mask's canvas"
     else:
         shape = _shape_of(info.width, info.height, preset, "source_video")

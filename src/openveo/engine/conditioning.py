@@ -78,10 +78,11 @@ class Edit:
         return kept, torch.from_numpy(self.region)[None, None].to(device)
 
 
-def _source_frames(request: GenerationRequest, preset: Preset) -> np.ndarray:
+def _source_frames(request: GenerationRequest, preset: Preset, limit: int | None = None) -> np.ndarray:
+    """The source's frames, at most `limit` (a stream holding more than validation was told is refused)."""
     assert request.source_video is not None
     try:
-        return read_frames(request.source_video, limit=int(MAX_SOURCE_S * preset.fps) + 1)
+        return read_frames(request.source_video, limit=limit or int(MAX_SOURCE_S * preset.fps) + 1)
     except (OSError, ValueError) as exc:  # PyAV's errors are both
         raise BadInput(f"the source video could not be decoded ({exc})") from exc
 
@@ -99,7 +100,7 @@ def edit_of(request: GenerationRequest, preset: Preset) -> Edit | None:
     """The source video and its mask at the answer's size; None when the request edits nothing."""
     if request.source_video is None or request.mask is None:
         return None
-    source = _source_frames(request, preset)
+    source = _source_frames(request, preset, limit=preset.trained_frames)  # one pass at most
     mask = open_image(request.mask).convert("L")
     if request.mask_mode != MaskMode.OUTPAINT:  # the mask covers the source: white is remade
         height, width = source.shape[1:3]
@@ -173,13 +174,16 @@ def _edit_control(
     edit: Edit, width: int, height: int, num_frames: int
 ) -> tuple[list[Image.Image], list[Image.Image]]:
     """An edit as VACE's control video (the kept picture, gray where it is remade) and its mask, at the
-    pass's size; the last frame repeats to fill the frames the pass has beyond the source's."""
-    made = fit(Image.fromarray((edit.region > 0).astype(np.uint8) * MAKE), width, height)
+    pass's size; the last frame repeats to fill the frames the pass has beyond the source's. The source
+    is stretched to the pass's size (at most ~5% off its shape), not cropped, so that the made frames
+    stretch back onto it exactly (`finish_frames` with `keep`)."""
+    size = (width, height)
+    made = Image.fromarray((edit.region > 0).astype(np.uint8) * MAKE).resize(size, Image.Resampling.BILINEAR)
     made = made.point(lambda v: MAKE if v >= MASK_THRESHOLD else KEEP)
     gray = Image.new("RGB", (width, height), GRAY)
     video = []
     for index in range(num_frames):
-        frame = fit(Image.fromarray(edit.kept[min(index, edit.frames - 1)]), width, height)
+        frame = Image.fromarray(edit.kept[min(index, edit.frames - 1)]).resize(size, Image.Resampling.LANCZOS)
         video.append(Image.composite(gray, frame, made))
     return video, [made] * num_frames
 

@@ -305,6 +305,8 @@ def finish_frames(
     source_h, source_w = frames.shape[2:]
     scale = max(width / source_w, height / source_h)
     cover = (max(height, round(source_h * scale)), max(width, round(source_w * scale)))
+    if keep is not None:  # an edit's pass saw the source stretched to its size: stretch it back
+        cover = (height, width)
     top, left = (cover[0] - height) // 2, (cover[1] - width) // 2
     pattern = None
     if watermark is not None:

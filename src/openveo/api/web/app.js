@@ -160,11 +160,11 @@ async function generate(event) {
 // One click on a finished video: the same video with the most seconds the extending model adds,
 // continuing from its last frames (the prompt box, or the video's own prompt, says what happens).
 async function extend() {
-  const job = state.job;
+  const shown = $("result-video").dataset;  // the video on screen, not the job being followed
   const model = extender();
-  if (!job || !model) return;
-  await submit(async () => ({ prompt: $("prompt").value.trim() || job.request.prompt, model: model.id,
-                              source_video: { id: job.id } }));
+  if (!shown.jobId || !model) return;
+  await submit(async () => ({ prompt: $("prompt").value.trim() || shown.prompt, model: model.id,
+                              source_video: { id: shown.jobId } }));
 }
 
 async function submit(buildBody) {
@@ -251,7 +251,7 @@ function showResult(job) {
   const player = $("result-video");
   player.src = video.url;
   player.dataset.jobId = job.id;
-  state.job = job;
+  player.dataset.prompt = job.request.prompt;
   const model = extender();
   $("extend").hidden = !model;
   if (model) $("extend").textContent = `Extend by ${model.max_extension_s} s`;
