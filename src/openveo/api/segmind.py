@@ -85,7 +85,7 @@ async def _submit(
     if needs_image and not wire.get("image"):
         raise ApiError(422, f"image is required for {slug}: a file, a data URL, base64 or an http(s) URL")
     webhook_url = wire.pop("webhook_url", None) or None
-    if wire.pop("generate_audio", False) not in (False, "false", "False", 0, "0", ""):
+    if wire.pop("generate_audio", None) not in (None, False, "false", "False", 0, "0", ""):
         raise ApiError(422, SILENT, field="generate_audio")
     _resolve_size(wire)
     lora, lora_scale = wire.pop("lora", None), wire.pop("lora_scale", None)

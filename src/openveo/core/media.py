@@ -113,6 +113,11 @@ class MaskBox:
 MASK_THRESHOLD = 128  # a mask pixel this light or lighter (in grayscale) marks the region
 
 
+def marked(mask: Image.Image) -> Image.Image:
+    """A grayscale mask as it is read: white (255) where it marks the region, black elsewhere."""
+    return mask.point(lambda value: 255 if value >= MASK_THRESHOLD else 0)
+
+
 def mask_box(data: bytes, field: str) -> MaskBox:
     """Where an (already checked) mask image marks its region; a mask that marks nothing is refused."""
     try:
@@ -120,7 +125,7 @@ def mask_box(data: bytes, field: str) -> MaskBox:
             gray = ImageOps.exif_transpose(img).convert("L")  # upright, as the engine reads it
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise InvalidRequest(field, "is not a readable image; send a PNG, JPEG or WebP file") from None
-    box = gray.point(lambda value: 255 if value >= MASK_THRESHOLD else 0).getbbox()
+    box = marked(gray).getbbox()
     if box is None:
         raise InvalidRequest(field, "is black all over: white marks the region to edit")
     return MaskBox(width=gray.width, height=gray.height, box=box)

@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageFilter, ImageOps
 
 from openveo.core.catalog import Preset
-from openveo.core.media import MASK_THRESHOLD, MAX_SOURCE_S
+from openveo.core.media import MAX_SOURCE_S, marked
 from openveo.core.request import GenerationRequest, MaskMode
 from openveo.engine.video import read_frames
 
@@ -108,12 +108,8 @@ def edit_of(request: GenerationRequest, preset: Preset) -> Edit | None:
         return Edit(kept=source, region=_region(made))
     width, height = preset.size_for(request.aspect_ratio)  # the mask is the canvas: its box holds the source
     scale_x, scale_y = width / mask.width, height / mask.height
-    left, top, right, bottom = mask.point(lambda v: 255 if v >= MASK_THRESHOLD else 0).getbbox() or (
-        0,
-        0,
-        mask.width,
-        mask.height,
-    )
+    white = marked(mask).getbbox() or (0, 0, mask.width, mask.height)  # validation saw it mark a region
+    left, top, right, bottom = white
     box = (round(left * scale_x), round(top * scale_y), round(right * scale_x), round(bottom * scale_y))
     frames = [Image.fromarray(frame) for frame in source]
     placed = ImageOps.contain(frames[0], (box[2] - box[0], box[3] - box[1]))  # whole, never cropped
@@ -131,7 +127,7 @@ def edit_of(request: GenerationRequest, preset: Preset) -> Edit | None:
 def _region(mask: Image.Image) -> np.ndarray:
     """A mask as the weight of the made picture: its white region, with the edge feathered outward so
     the source laid back over the rest meets it without a seam."""
-    binary = mask.point(lambda v: 255 if v >= MASK_THRESHOLD else 0)
+    binary = marked(mask)
     soft = binary.filter(ImageFilter.GaussianBlur(SEAM_BLUR))
     return np.maximum(np.asarray(binary), np.asarray(soft)).astype(np.float32) / 255.0
 
@@ -179,7 +175,7 @@ def _edit_control(
     stretch back onto it exactly (`finish_frames` with `keep`)."""
     size = (width, height)
     made = Image.fromarray((edit.region > 0).astype(np.uint8) * MAKE).resize(size, Image.Resampling.BILINEAR)
-    made = made.point(lambda v: MAKE if v >= MASK_THRESHOLD else KEEP)
+    made = marked(made)  # white (MAKE) where it is remade, black (KEEP) where kept
     gray = Image.new("RGB", (width, height), GRAY)
     video = []
     for index in range(num_frames):
