@@ -14,7 +14,7 @@ from openveo.config import Settings
 from openveo.core.catalog import Catalog
 from tests.helpers import required
 
-TINY_PRESETS = ("tiny-wan2.1", "tiny-wan2.2", "tiny-ltx")
+TINY_PRESETS = ("tiny-wan2.1", "tiny-wan2.2", "tiny-ltx", "tiny-ltx-condition")
 
 
 class _Crashes(logging.Handler):

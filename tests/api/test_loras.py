@@ -64,7 +64,7 @@ def test_native_jobs_apply_their_adapters_and_say_which(server, key, adapters, t
     assert manifest.valid and manifest.generation["loras"] == job["request"]["loras"]
     listed = httpx.get(f"{server.url}/v1/loras", headers={"x-api-key": key}).json()["data"]
     fits = {entry["name"]: entry["models"] for entry in listed}
-    assert "tiny-wan2.2" in fits["style"] and fits["ltx"] == ["tiny-ltx"]
+    assert "tiny-wan2.2" in fits["style"] and fits["ltx"] == ["tiny-ltx", "tiny-ltx-condition"]  # one shape
 
 
 def test_the_openai_sdk_asks_for_a_lora_through_extra_body(server, key, adapters):
@@ -87,7 +87,7 @@ def test_the_segmind_sdk_asks_for_a_lora_as_segminds_lora_endpoints_do(server, k
 
 BAD_CHOICES = [
     ("nope", "'nope' is not a registered adapter"),
-    ("ltx", "'ltx' is an adapter for tiny-ltx; not for tiny-wan2.2"),
+    ("ltx", "'ltx' is an adapter for tiny-ltx, tiny-ltx-condition; not for tiny-wan2.2"),
     ("broken", "'broken' cannot be used: its stored file does not exist"),
 ]
 

@@ -22,7 +22,8 @@ BILLION = 1e9
 
 
 def test_every_fast_preset_has_an_architecture_to_bench():
-    fast = {p.name for p in Catalog().presets.values() if p.timesteps is not None}
+    # the few-step presets on their base's network (LTX 0.9.8 distilled has weights of its own)
+    fast = {p.name for p in Catalog().presets.values() if p.timesteps is not None and p.base is not None}
     assert fast == set(FAST_PRESETS.values())
     assert set(FAST_PRESETS) == {*ARCHITECTURES, *TINY}
     for arch, name in FAST_PRESETS.items():

@@ -38,6 +38,9 @@ DIM_MULTIPLE = {
     "wan2.1-vace-1.3b": 16,
     "wan2.1-vace-14b": 16,
     "tiny-wan2.1-vace": 16,
+    "ltxv-13b-0.9.7-dev": 32,
+    "ltxv-13b-0.9.8-distilled": 32,
+    "tiny-ltx-condition": 32,
 }
 
 
@@ -118,16 +121,18 @@ def test_capabilities_follow_the_pipelines():
     """What each preset says it can do is what its diffusers pipeline and weights do (docs/api.md)."""
     for preset in PRESETS:
         assert preset.requires <= preset.capabilities
-        assert (FIRST in preset.capabilities) == (preset.i2v_pipeline is not None or preset.vace)
-        text_pipelines = ("WanPipeline", "LTXPipeline", "WanVACEPipeline")
+        conditioned = preset.vace or preset.keyframes  # any frame, or a clip, held where it is placed
+        assert (FIRST in preset.capabilities) == (preset.i2v_pipeline is not None or conditioned)
+        text_pipelines = ("WanPipeline", "LTXPipeline", "WanVACEPipeline", "LTXConditionPipeline")
         assert (TEXT in preset.capabilities) == (preset.pipeline in text_pipelines)
         # Only a transformer with learned positions for two images' CLIP tokens takes a last frame
         # (diffusers' WanImageToVideoPipeline; Wan 2.1 I2V fails on one, Wan 2.2 TI2V ignores it),
-        # and VACE, which keeps any frame its mask says to keep.
+        # VACE, which keeps any frame its mask says to keep, and LTX's condition pipeline (keyframes).
         flf2v = preset.name.startswith(("wan2.1-flf2v", "tiny-wan2.1-flf2v"))
-        assert (LAST in preset.capabilities) == (flf2v or preset.vace)
-        # references and extension: VACE's reference images and control video (WanVACEPipeline)
-        assert (REFERENCES in preset.capabilities) == (EXTEND in preset.capabilities) == preset.vace
+        assert (LAST in preset.capabilities) == (flf2v or conditioned)
+        # references: VACE's reference images; extension: VACE's control video, LTX's condition clip
+        assert (REFERENCES in preset.capabilities) == preset.vace
+        assert (EXTEND in preset.capabilities) == conditioned
     flf2v = Catalog().resolve("wan2.1-flf2v-14b-720p")
     assert flf2v.requires == {FIRST, LAST} and flf2v.repo == "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers"
     # Wan-Video/Wan2.1 generate.py: flf2v samples 50 steps at shift 16, guidance 5.0, 81 frames at 16 fps
@@ -180,7 +185,13 @@ def test_a_protocol_name_routes_by_what_the_request_needs():
         catalog.route("wan2.2-ti2v-5b", frozenset({FIRST, LAST}))
     assert caught.value.capability == LAST and not caught.value.required
     # real models only for a real one
-    assert caught.value.serving == ["wan2.1-flf2v-14b-720p", "wan2.1-vace-1.3b", "wan2.1-vace-14b"]
+    assert caught.value.serving == [
+        "wan2.1-flf2v-14b-720p",
+        "wan2.1-vace-1.3b",
+        "wan2.1-vace-14b",
+        "ltxv-13b-0.9.7-dev",
+        "ltxv-13b-0.9.8-distilled",
+    ]
     # without a configured model for the capability, the alias's own preset refuses it
     with pytest.raises(MissingCapability):
         Catalog().route("veo-2", frozenset({FIRST, LAST}))
@@ -189,3 +200,46 @@ def test_a_protocol_name_routes_by_what_the_request_needs():
     assert caught.value.capability == LAST and caught.value.required
     with pytest.raises(ValueError, match="cannot do last_frame"):
         Catalog(capability_models={LAST: "wan2.2-ti2v-5b"})
+
+
+# LTX-Video's condition presets as their publishers give them (no weights needed): (repo, size, fps,
+# steps, timesteps, guidance, guidance_rescale, decode_timestep, decode_noise_scale, image_cond_noise_scale)
+CITED_LTX = {
+    # diffusers docs/source/en/api/pipelines/ltx_video.md, the 0.9.7-dev example's first pass:
+    # num_inference_steps=30, guidance_scale=5.0, guidance_rescale=0.7, decode_timestep=0.05,
+    # decode_noise_scale=0.025, image_cond_noise_scale=0.0; Lightricks/LTX-Video
+    # configs/ltxv-13b-0.9.7-dev.yaml (decode_timestep 0.05, decode_noise_scale 0.025) and
+    # ltx_video/inference.py (height 704, width 1216; its frame_rate 30 is not served: 24, the rate
+    # diffusers' examples export at, makes every whole second from 4 to 8 an 8k+1 count, catalog.py).
+    "ltxv-13b-0.9.7-dev": (
+        "Lightricks/LTX-Video-0.9.7-dev", (1216, 704), 24, 30, None, 5.0, 0.7, 0.05, 0.025, 0.0,
+    ),
+    # the same docs page, the 0.9.8-13B-distilled example: timesteps [1000, 993, 987, 981, 975, 909,
+    # 725, 0.03], guidance_scale=1.0; configs/ltxv-13b-0.9.8-distilled.yaml: decode 0.05 and 0.025.
+    "ltxv-13b-0.9.8-distilled": (
+        "Lightricks/LTX-Video-0.9.8-13B-distilled", (1216, 704), 24, 8,
+        (1000, 993, 987, 981, 975, 909, 725, 0.03), 1.0, None, 0.05, 0.025, 0.0,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(CITED_LTX))
+def test_each_ltx_condition_recipe_is_its_publishers(name):
+    from openveo.engine.pipelines import call_arguments
+
+    repo, size, fps, steps, timesteps, guidance, rescale, decode_t, decode_noise, cond_noise = CITED_LTX[name]
+    preset = Catalog().resolve(name)
+    assert (preset.repo, preset.size_for("16:9"), preset.fps, preset.steps) == (repo, size, fps, steps)
+    assert (preset.timesteps, preset.guidance, preset.guidance_rescale) == (timesteps, guidance, rescale)
+    assert preset.pipeline == "LTXConditionPipeline" and preset.backbone.dim == 4096  # 13B: 32 x 128
+    assert preset.backbone.layers == 48
+    # what the pipeline is called with
+    args = call_arguments(
+        preset, prompt="p", negative_prompt=None, width=1216, height=704, num_frames=121, steps=steps,
+        guidance=guidance, guidance_2=None,
+    )  # fmt: skip
+    assert (args["decode_timestep"], args["decode_noise_scale"]) == (decode_t, decode_noise)
+    assert args["image_cond_noise_scale"] == cond_noise and args["frame_rate"] == fps
+    assert args.get("timesteps") == (None if timesteps is None else list(timesteps))
+    assert args.get("guidance_rescale") == rescale
+    assert [preset.frames_for(seconds) for seconds in preset.durations] == [97, 121, 145, 169, 193]

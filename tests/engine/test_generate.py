@@ -156,6 +156,79 @@ def test_an_extension_starts_with_the_source_frames_as_they_were(engine, catalog
     assert not np.array_equal(from_still.videos[0][-16:], extended.videos[0][-16:])
 
 
+LTX = "tiny-ltx-condition"
+
+
+def test_ltx_keyframes_reach_the_model(engine, catalog):
+    """LTX's condition pipeline: a first frame, a last frame held as a keyframe at the end; changing
+    either changes the video, and without the last one it is the first frame's video, the same each time."""
+    first, dusk, dawn = png_bytes(seed=1), png_bytes(seed=2), png_bytes(seed=3)
+    only_first = engine.generate(request(catalog, model=LTX, image=first)).videos[0]
+    to_dusk = engine.generate(request(catalog, model=LTX, image=first, last_image=dusk)).videos[0]
+    to_dawn = engine.generate(request(catalog, model=LTX, image=first, last_image=dawn)).videos[0]
+    other_first = engine.generate(request(catalog, model=LTX, image=dawn, last_image=dusk)).videos[0]
+    assert to_dusk.shape == only_first.shape == (41, 96, 160, 3)
+    assert not np.array_equal(to_dusk, to_dawn) and not np.array_equal(to_dusk, other_first)
+    assert not np.array_equal(to_dusk, only_first)
+    assert np.array_equal(engine.generate(request(catalog, model=LTX, image=first)).videos[0], only_first)
+
+
+def test_an_ltx_extension_continues_the_source_from_its_last_frames(engine, catalog, tmp_path):
+    """The source's last 8k+1 frames (41 of an 8 s source's 65, beside 3 new seconds) are the
+    condition clip at frame 0: the answer is the source as it decodes, then the new seconds, which
+    change with those last frames and not with the ones before them."""
+    from openveo.engine.video import read_frames
+
+    made = engine.generate(request(catalog, model="tiny-wan2.1", duration_s=8))
+    source = write_mp4(made.videos[0], tmp_path / "source.mp4", made.fps).read_bytes()
+    frames = read_frames(source, 100)
+    assert len(frames) == 65
+
+    def extended_from(video: np.ndarray, name: str) -> np.ndarray:
+        data = write_mp4(video, tmp_path / f"{name}.mp4", made.fps).read_bytes()
+        result = engine.generate(request(catalog, model=LTX, source_video=data, duration_s=3))
+        assert result.num_frames == len(video) + 24 == len(result.videos[0])
+        return result.videos[0]
+
+    extended = engine.generate(request(catalog, model=LTX, source_video=source, duration_s=3)).videos[0]
+    assert np.array_equal(extended[: len(frames)], frames)
+    early_changed, late_changed = frames.copy(), frames.copy()
+    early_changed[:20] = 255 - early_changed[:20]  # before the context: the pass does not see them
+    late_changed[-20:] = 255 - late_changed[-20:]
+    assert np.array_equal(extended_from(early_changed, "early")[-24:], extended_from(frames, "same")[-24:])
+    assert not np.array_equal(extended_from(late_changed, "late")[-24:], extended[-24:])
+
+
+def test_a_distilled_ltx_samples_at_its_timesteps_without_guidance(settings):
+    """The 0.9.8 distilled recipe (its 8 timesteps, guidance 1: one transformer pass a step) on the
+    tiny condition model: the transformer sees exactly those timesteps."""
+    from dataclasses import replace
+
+    from openveo.core.catalog import PRESETS, Catalog
+    from openveo.engine.engine import Engine
+
+    distilled = Catalog().resolve("ltxv-13b-0.9.8-distilled")
+    tiny = replace(
+        Catalog().resolve(LTX),
+        name="tiny-ltx-distilled",
+        steps=distilled.steps,
+        timesteps=distilled.timesteps,
+        guidance=distilled.guidance,
+    )
+    catalog = Catalog(presets=(*PRESETS, tiny))
+    engine = Engine(settings, catalog)
+    seen: list[tuple[float, int]] = []
+
+    def record(_module, _args, kwargs):
+        seen.append(
+            (round(float(kwargs["timestep"].max()), 3), kwargs["hidden_states"].shape[0])
+        )  # per token: the first frame's are 0
+
+    engine.load(tiny.name).pipe.transformer.register_forward_pre_hook(record, with_kwargs=True)
+    engine.generate(request(catalog, model=tiny.name, image=png_bytes(seed=1)))
+    assert seen == [(t, 1) for t in distilled.timesteps]
+
+
 def test_an_edit_remakes_the_masked_region_and_keeps_the_rest(engine, catalog, tmp_path):
     """Insert and remove_static remake only the mask's white region, at the source's size and length:
     the rest is the source's own pixels; another mask remakes another region."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from pydantic import ValidationError
@@ -178,6 +179,26 @@ def test_compiled_engine_is_warmed_for_every_served_shape(settings, catalog):
     engine.generate(request)
     assert counters["stats"]["unique_graphs"] == graphs  # no new graph: the warm-up covered this shape
     baseline(settings, request).assert_matches(latents[0])
+
+
+@pytest.mark.slow  # torch.compile of three inputs' shapes
+def test_a_compiled_keyframes_model_is_warmed_for_its_conditions_too(settings):
+    """LTX's condition pipeline gives the transformer per-token timesteps for a first frame and extra
+    tokens for a last one: the warm-up compiles those too, so such a job compiles nothing new."""
+    from torch._dynamo.utils import counters
+
+    from openveo.core.catalog import PRESETS, Catalog
+
+    tiny = next(p for p in PRESETS if p.name == "tiny-ltx-condition")
+    one_shape = replace(tiny, name="tiny-ltx-one-shape", sizes={"16:9": (160, 96)}, durations=(5,))
+    catalog = Catalog(presets=(*PRESETS, one_shape))
+    engine = engine_with(settings, catalog, compile="on")
+    assert engine.warm_up(one_shape.name)
+    graphs = counters["stats"]["unique_graphs"]
+    request = short_request(one_shape.name, duration_s=5, steps=2)
+    engine.generate(replace(request, image=png_bytes(seed=4), last_image=png_bytes(seed=5)))
+    engine.generate(replace(request, image=png_bytes(seed=4)))
+    assert counters["stats"]["unique_graphs"] == graphs
 
 
 @pytest.mark.parametrize("model", ["tiny-wan2.2", "tiny-ltx"])

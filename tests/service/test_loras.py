@@ -132,7 +132,11 @@ def test_a_request_names_adapters_and_gets_their_files_and_scales(registry, tiny
             "loras[0].name",
             "'nope' is not a registered adapter; adapters for tiny-wan2.2: style",
         ),
-        ([{"name": "ltx"}], "loras[0].name", "'ltx' is an adapter for tiny-ltx; not for tiny-wan2.2"),
+        (
+            [{"name": "ltx"}],
+            "loras[0].name",
+            "'ltx' is an adapter for tiny-ltx, tiny-ltx-condition; not for tiny-wan2.2",
+        ),
         ([{"name": "style", "scale": 2.5}], "loras[0].scale", "from 0 to 2"),
         ([{"name": "style", "scale": "lots"}], "loras[0].scale", "must be a number"),
         ([{"name": "style", "weight": 1}], "loras[0]", "scale optional"),

@@ -156,9 +156,7 @@ def _size(value: str | None) -> tuple[str, str]:
     return size, SORA_SIZES[size]
 
 
-async def _submit(
-    request: Request, state: ApiState, key: ApiKey, wire: dict[str, Any], *, remix_of: str | None = None
-) -> Job:
+async def _submit(request: Request, state: ApiState, key: ApiKey, wire: dict[str, Any]) -> Job:
     model = _text_field(wire, "model") or DEFAULT_MODEL
     preset = _preset(state, model)
     size_text = _text_field(wire, "size")
@@ -188,7 +186,7 @@ async def _submit(
         fields,
         protocol="openai",
         wire_names=WIRE_NAMES,
-        origin=JobOrigin(requested_model=model, remix_of=remix_of),
+        origin=JobOrigin(requested_model=model),
         webhook_url=wire.get("webhook_url") or None,
     )
 
@@ -422,15 +420,17 @@ async def remix_video(video_id: str, request: Request) -> JSONResponse:
         raise ApiError(
             422, f"Only a completed video can be remixed; video {video_id} {_state(source)}", field="video_id"
         )
-    remix = {
-        "prompt": wire.get("prompt"),
-        "model": source.origin.requested_model or source.model,
-        "seconds": str(source.request.duration_s),
-        "size": _size_text(source),
-        "seed": source.request.seed,
-        "image": await run_in_threadpool(state.jobs.image_of, source.id) if source.has_image else None,
-    }
-    job = await _submit(request, state, key, remix, remix_of=source.id)
+    # The source's request again, inputs and all (its first and last frame, references, the video it
+    # extended or edited), with the new prompt; validated and charged like any other.
+    media = await run_in_threadpool(state.jobs.media_of, source.id)
+    fields = source.request.with_media(media).as_fields()
+    model = source.origin.requested_model or source.model
+    fields |= {"prompt": wire.get("prompt"), "model": model, "num_videos": 1}  # one video, as Sora makes
+    origin = JobOrigin(requested_model=model, remix_of=source.id, extends=source.origin.extends)
+    people = source.origin.people  # the new prompt is held to what the source was held to
+    job = await state.submit(
+        request, key, fields, protocol="openai", wire_names=WIRE_NAMES, origin=origin, people=people
+    )
     return _answer(state, job)
 
 

@@ -69,7 +69,7 @@ class ApiState:
         `ApiError` that names the field by its `wire_names` spelling."""
         submission = Submission(
             protocol=protocol,
-            origin=dataclasses.replace(origin or JobOrigin(), base_url=self.base_url(request)),
+            origin=dataclasses.replace(origin or JobOrigin(), base_url=self.base_url(request), people=people),
             people=people,
             webhook_url=webhook_url,
             idempotency_key=idempotency_key,

@@ -46,6 +46,7 @@ _TEXT = frozenset({Capability.TEXT})
 _TEXT_OR_IMAGE = frozenset({Capability.TEXT, Capability.FIRST_FRAME})
 _IMAGE = frozenset({Capability.FIRST_FRAME})
 _FIRST_AND_LAST = frozenset({Capability.FIRST_FRAME, Capability.LAST_FRAME})
+_KEYFRAMES = frozenset({Capability.TEXT, Capability.FIRST_FRAME, Capability.LAST_FRAME, Capability.EXTEND})
 _ALL = frozenset(Capability)
 
 
@@ -108,6 +109,11 @@ class Preset:
     timesteps: tuple[float, ...] | None = None
     renoise: bool = False
     distillation: tuple[Distillation, ...] = ()
+    # LTX-Video 0.9.1 and later (their VAE decodes at a timestep, with a little noise), as Lightricks run it:
+    guidance_rescale: float | None = None  # rescales the guided prediction toward the text one's spread
+    decode_timestep: float | None = None
+    decode_noise_scale: float | None = None
+    image_cond_noise_scale: float | None = None  # noise on the conditioning frames' latents per step
     source: str = ""  # where the recipe comes from (docs/fast-presets.md)
     durations: tuple[int, ...] = DEFAULT_DURATIONS
     capabilities: frozenset[Capability] = _TEXT
@@ -151,6 +157,12 @@ class Preset:
         """Conditions through a control video, its mask and reference images (Wan VACE): the one call
         that takes a first or last frame, the frames a video is extended from, and references."""
         return self.pipeline == "WanVACEPipeline"
+
+    @property
+    def keyframes(self) -> bool:
+        """Conditions on images or clips placed at frames of the video (LTX-Video's condition
+        pipeline): a first frame at 0, a last frame at the end, a source's last frames at 0 to extend it."""
+        return self.pipeline == "LTXConditionPipeline"
 
     @property
     def default_duration(self) -> int:
@@ -238,6 +250,27 @@ _LTX: dict[str, Any] = dict(
     capabilities=_TEXT_OR_IMAGE,
     frame_multiple=8,
 )
+# LTX-Video 0.9.5 and later through diffusers' LTXConditionPipeline: text, an image at any frame
+# (the first, and the last as a keyframe the video reaches) and a clip at frame 0 (an extension).
+# Their VAE decodes at timestep 0.05 with noise 0.025 (Lightricks' configs/ltxv-13b-0.9.7-*.yaml and
+# 0.9.8-*.yaml: decode_timestep, decode_noise_scale); diffusers' LTX docs run the conditions without
+# the per-step noise on them (image_cond_noise_scale 0.0). Sizes are multiples of 32, 8k+1 frames.
+_LTX_CONDITION: dict[str, Any] = dict(
+    family="ltx",
+    pipeline="LTXConditionPipeline",
+    i2v_pipeline=None,
+    capabilities=_KEYFRAMES,
+    frame_multiple=8,
+    dim_multiple=32,
+    decode_timestep=0.05,
+    decode_noise_scale=0.025,
+    image_cond_noise_scale=0.0,
+)
+# Lightricks/LTX-Video inference.py and README (0.9.6 on): 1216x704, at 30 fps by default. The model
+# takes its frame rate as an input (its positions in time scale by 1 / frame_rate); 24 fps is served
+# here, the rate diffusers' LTX examples export at, because at 30 fps no 8k+1 frame count lasts 5 or
+# 6 s (150 and 180 frames), which Veo's and Segmind's 5-8 s need; at 24 fps every whole second does.
+_LTXV_13B: dict[str, Any] = dict(backbone=Backbone("ltx", 4096, 48), sizes=_sizes((1216, 704)), fps=24)
 # What the tiny Wan test presets share: a 24-wide, 2-block network at 160x96, 8 fps, 4 steps.
 _TINY_WAN: dict[str, Any] = dict(
     backbone=Backbone("wan", 24, 2),
@@ -392,6 +425,32 @@ _BASES: tuple[Preset, ...] = (
         price_per_second=0.04,
         description="LTX-Video 2B, text- and image-to-video, fast; 480p at 24 fps.",
     ),
+    Preset(
+        name="ltxv-13b-0.9.7-dev",
+        **_LTX_CONDITION,
+        **_LTXV_13B,
+        repo="Lightricks/LTX-Video-0.9.7-dev",
+        steps=30,
+        guidance=5.0,
+        guidance_rescale=0.7,
+        price_per_second=0.15,
+        source="diffusers docs api/pipelines/ltx_video.md (0.9.7-dev: 30 steps, guidance 5.0, rescale 0.7); "
+        "Lightricks/LTX-Video configs/ltxv-13b-0.9.7-dev.yaml and inference.py (decode, 1216x704)",
+        description="LTX-Video 13B 0.9.7 dev: text, first and last frame (keyframes), extension; 704p.",
+    ),
+    Preset(
+        name="ltxv-13b-0.9.8-distilled",
+        **_LTX_CONDITION,
+        **_LTXV_13B,
+        repo="Lightricks/LTX-Video-0.9.8-13B-distilled",
+        steps=8,
+        timesteps=(1000, 993, 987, 981, 975, 909, 725, 0.03),
+        guidance=1.0,
+        price_per_second=0.05,
+        source="diffusers docs api/pipelines/ltx_video.md (0.9.8-13B-distilled: these 8 timesteps, guidance "
+        "1.0); Lightricks/LTX-Video configs/ltxv-13b-0.9.8-distilled.yaml (decode)",
+        description="LTX-Video 13B 0.9.8 distilled, 8 steps: text, first and last frame, extension; 704p.",
+    ),
     # Tiny random-weight pipelines of the real architectures: they make noise, for tests and offline demos.
     Preset(
         name="tiny-wan2.1",
@@ -472,6 +531,20 @@ _BASES: tuple[Preset, ...] = (
         price_per_second=0.01,
         tiny=True,
         description="Tiny random LTX-Video (test model: abstract noise, not a real model).",
+    ),
+    Preset(
+        name="tiny-ltx-condition",
+        **_LTX_CONDITION,
+        backbone=Backbone("ltx", 32, 1),
+        repo="ltx-condition",
+        sizes=_sizes((160, 96), square=96),
+        fps=8,
+        steps=4,
+        guidance=3.0,
+        guidance_rescale=0.7,
+        price_per_second=0.01,
+        tiny=True,
+        description="Tiny random LTX-Video 0.9.5+: keyframes, extension (test model, not a real model).",
     ),
 )
 

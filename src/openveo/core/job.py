@@ -124,6 +124,7 @@ class JobOrigin:
     route: str | None = None  # the resource path the client addressed (Google names operations by it)
     remix_of: str | None = None  # the job this one remakes with a new prompt
     extends: str | None = None  # the job whose video this one extends
+    people: str | None = None  # the personGeneration it asked for (a remix asks for it again)
 
     def to_json(self) -> str:
         return _ORIGIN.dump_json(self, exclude_defaults=True).decode()

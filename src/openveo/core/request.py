@@ -100,6 +100,32 @@ class GenerationRequest:
         media |= {f"{REFERENCES}.{index}": image for index, image in enumerate(self.reference_images)}
         return media
 
+    def as_fields(self) -> dict[str, Any]:
+        """The fields that make this request again through `build_request` (a remix: another prompt
+        over the same inputs and settings). What validation derived from the inputs (an extension's
+        or an edit's shape, an edit's length) is left for it to derive again."""
+        fields: dict[str, Any] = {
+            "prompt": self.prompt,
+            "negative_prompt": self.negative_prompt,
+            "model": self.model,
+            "seed": self.seed,
+            "num_videos": self.num_videos,
+            "image": self.image,
+            "last_image": self.last_image,
+            REFERENCES: list(self.reference_images),
+            "source_video": self.source_video,
+            "mask": self.mask,
+            "mask_mode": self.mask_mode,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "loras": [{"name": use.name, "scale": use.scale} for use in self.loras],
+        }
+        if self.source_video is None:
+            fields |= {"aspect_ratio": self.aspect_ratio, "output_size": self.output_size}
+        if self.mask is None:  # an edit keeps its source's length; an extension adds these seconds
+            fields["duration_s"] = self.duration_s
+        return fields
+
     def with_media(self, media: Mapping[str, bytes]) -> GenerationRequest:
         """This request with the media inputs `media` names (as `media` spells them) put back."""
         references = sorted(

@@ -4,7 +4,8 @@ source video with its mask.
 
 Wan VACE takes them all in one form (diffusers' `WanVACEPipeline`): a control video whose kept frames
 are the given ones and the rest gray, a mask over it (black: keep, white: make), and reference images
-that it lays in front of the video's latents."""
+that it lays in front of the video's latents. LTX-Video's condition pipeline takes images and clips
+placed at frames (`LTXVideoCondition`)."""
 
 from __future__ import annotations
 
@@ -164,6 +165,28 @@ def vace_arguments(
     if request.reference_images:  # VACE letterboxes each onto a white canvas of the video's size
         args["reference_images"] = [open_image(data) for data in request.reference_images]
     return args
+
+
+def keyframe_arguments(
+    request: GenerationRequest, width: int, height: int, num_frames: int, extension: Extension | None
+) -> dict[str, Any]:
+    """An LTX condition call's `conditions`: the first frame at frame 0, the last as a keyframe at
+    the last frame, or an extension's context (the source's last frames, 8k+1 of them) at frame 0;
+    none for text alone. Each is held exactly (strength 1)."""
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+    conditions = []
+    if extension is not None:
+        context = [
+            fit(Image.fromarray(frame), width, height) for frame in extension.source[-extension.context :]
+        ]
+        conditions.append(LTXVideoCondition(video=context, frame_index=0))
+    if request.image is not None:
+        conditions.append(LTXVideoCondition(image=fit_image(request.image, width, height), frame_index=0))
+    if request.last_image is not None:
+        last = fit_image(request.last_image, width, height)
+        conditions.append(LTXVideoCondition(image=last, frame_index=num_frames - 1))
+    return {"conditions": conditions} if conditions else {}
 
 
 def _edit_control(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -15,11 +16,19 @@ import torch
 import torch.nn.functional as F
 
 from openveo.config import Settings
-from openveo.core.catalog import Catalog, Preset
+from openveo.core.catalog import Capability, Catalog, Preset
 from openveo.core.loras import LoraUse
 from openveo.core.request import GenerationRequest
 from openveo.engine.adapters import AdapterError, Adapters, LocateFn, SwapSlot
-from openveo.engine.conditioning import BadInput, Edit, edit_of, extension_of, fit_image, vace_arguments
+from openveo.engine.conditioning import (
+    BadInput,
+    Edit,
+    edit_of,
+    extension_of,
+    fit_image,
+    keyframe_arguments,
+    vace_arguments,
+)
 from openveo.engine.parallel import Group, GroupBroken
 from openveo.engine.pipelines import LoadedModel, call_arguments, load_model, resolve_device
 from openveo.engine.samplers import PinnedTimesteps
@@ -124,8 +133,10 @@ class Engine:
             for duration in preset.durations:
                 started = time.perf_counter()
                 request = replace(WARM_UP, model=preset.name, aspect_ratio=aspect_ratio, duration_s=duration)
-                for loras in lora_sets:
-                    self.generate(replace(request, loras=loras), decode=False)
+                for first, last in warm_up_inputs(preset):
+                    for loras in lora_sets:
+                        warm = replace(request, loras=loras, image=first, last_image=last)
+                        self.generate(warm, decode=False)
                 log.info(
                     "warmed up %s %s %ss in %.1fs",
                     preset.name,
@@ -201,6 +212,8 @@ class Engine:
         pipe = model.pipe
         if preset.vace:  # every condition as a control video, its mask and reference images
             args.update(vace_arguments(request, width, height, num_frames, extension, edit))
+        elif preset.keyframes:  # images and clips placed at frames
+            args.update(keyframe_arguments(request, width, height, num_frames, extension))
         elif request.image is not None:
             pipe = model.image_to_video
             args["image"] = fit_image(request.image, width, height)
@@ -268,6 +281,26 @@ class Engine:
             loras=request.loras,
             source_frames=len(extension.source) if extension else edit.frames if edit else 0,
         )
+
+
+def warm_up_inputs(preset: Preset) -> list[tuple[bytes | None, bytes | None]]:
+    """The (first, last) frames whose shapes a job can bring to the transformer: none (text alone), a
+    first frame (LTX and Wan 2.2 then give per-token timesteps) and both (LTX's keyframe tokens,
+    FLF2V's second image), each that the preset serves."""
+    from PIL import Image
+
+    gray = io.BytesIO()
+    Image.new("RGB", preset.size_for(preset.aspect_ratios[0]), (128, 128, 128)).save(gray, "PNG")
+    image = gray.getvalue()
+    inputs: list[tuple[bytes | None, bytes | None]] = []
+    if preset.missing(frozenset({Capability.TEXT})) is None:
+        inputs.append((None, None))
+    if not preset.vace:  # VACE takes them as a control video, whose shape is the text call's
+        if preset.missing(frozenset({Capability.FIRST_FRAME})) is None:
+            inputs.append((image, None))
+        if preset.missing(frozenset({Capability.FIRST_FRAME, Capability.LAST_FRAME})) is None:
+            inputs.append((image, image))
+    return inputs
 
 
 @contextmanager

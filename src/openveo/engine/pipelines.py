@@ -97,7 +97,7 @@ def load_pipeline(preset: Preset, models_root: Path, dtype: torch.dtype, *, allo
         preset.boundary is not None
     ):  # the catalog's, checked against the publisher's (tests/engine/test_fast.py)
         pipe.register_to_config(boundary_ratio=preset.boundary)
-    if preset.timesteps is not None:
+    if preset.timesteps is not None and preset.family == "wan":  # LTX's pipelines take them per call
         pipe.scheduler = PinnedTimesteps(preset.timesteps, preset.shift, preset.renoise)
     elif preset.shift is not None:
         pipe.scheduler = _with_shift(pipe.scheduler, preset.shift)
@@ -144,6 +144,12 @@ def prepare(
         attention = "native"  # PyTorch SDPA through diffusers' dispatcher, which knows Ulysses
     optimize.set_attention(denoisers, attention)
     if group is not None:
+        if group.plan.context_parallel and preset.family == "ltx" and preset.supports_image:
+            # diffusers' LTX plan splits the tokens but not a per-token timestep, which a condition gives
+            raise optimize.UnsupportedMode(
+                f"{preset.name} cannot split its sequence across GPUs when it is conditioned on images "
+                "or a video; run it on one GPU per video, or split by guidance only (gpus_per_video 2)"
+            )
         for denoiser in denoisers:
             group.split_sequence(denoiser)
     optimize.enable_step_cache(denoisers, parse_step_cache(settings.step_cache))
@@ -205,6 +211,15 @@ def call_arguments(
     )
     if preset.family == "ltx":
         args["frame_rate"] = preset.fps  # LTX conditions its positional encoding on the frame rate
+        if preset.timesteps is not None:  # a distilled LTX: the timesteps it was distilled at
+            args["timesteps"] = list(preset.timesteps)
+        ltx_settings = {
+            "guidance_rescale": preset.guidance_rescale,
+            "decode_timestep": preset.decode_timestep,
+            "decode_noise_scale": preset.decode_noise_scale,
+            "image_cond_noise_scale": preset.image_cond_noise_scale,
+        }
+        args |= {name: value for name, value in ltx_settings.items() if value is not None}
     if guidance_2 is not None:
         args["guidance_scale_2"] = guidance_2  # Wan 2.2 A14B: the low-noise expert's guidance
     return args

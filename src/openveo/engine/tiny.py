@@ -178,30 +178,56 @@ def _wan_transformer(
     )
 
 
-def _ltx():
+def _ltx(condition: bool = False):
+    """LTX-Video's layouts: 0.9.0's (`LTXPipeline`), or with `condition` 0.9.5's and later
+    (`LTXConditionPipeline`): a new encoder (spatial, temporal, then two spatiotemporal
+    downsamplings) and a decoder that takes the decode timestep, as diffusers' conversion script
+    builds them for 0.9.5 and 0.9.7."""
     from diffusers import (
         AutoencoderKLLTXVideo,
         FlowMatchEulerDiscreteScheduler,
+        LTXConditionPipeline,
         LTXPipeline,
         LTXVideoTransformer3DModel,
     )
 
     tokenizer = build_tokenizer()
-    # Same compression as the real VAE: 8x in time, 32x in space (3 scaling stages x patch size 4).
-    vae = AutoencoderKLLTXVideo(
-        latent_channels=8,
-        block_out_channels=(8, 8, 8, 8),
-        decoder_block_out_channels=(8, 8, 8, 8),
-        layers_per_block=(1, 1, 1, 1, 1),
-        decoder_layers_per_block=(1, 1, 1, 1, 1),
-        spatio_temporal_scaling=(True, True, True, False),
-        decoder_spatio_temporal_scaling=(True, True, True, False),
-        decoder_inject_noise=(False,) * 5,
-        upsample_residual=(False,) * 4,
-        upsample_factor=(1,) * 4,
-        patch_size=4,
-        patch_size_t=1,
-    )
+    # Same compression as the real VAE: 8x in time, 32x in space.
+    if condition:
+        vae = AutoencoderKLLTXVideo(
+            latent_channels=8,
+            block_out_channels=(8, 8, 8, 8, 8),
+            down_block_types=("LTXVideo095DownBlock3D",) * 4,
+            downsample_type=("spatial", "temporal", "spatiotemporal", "spatiotemporal"),
+            decoder_block_out_channels=(8, 16, 32),
+            layers_per_block=(1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1),
+            spatio_temporal_scaling=(True, True, True, True),
+            decoder_spatio_temporal_scaling=(True, True, True),
+            decoder_inject_noise=(False,) * 4,
+            upsample_residual=(True,) * 3,
+            upsample_factor=(2,) * 3,
+            timestep_conditioning=True,
+            patch_size=4,
+            patch_size_t=1,
+            spatial_compression_ratio=32,
+            temporal_compression_ratio=8,
+        )
+    else:  # 3 scaling stages x patch size 4
+        vae = AutoencoderKLLTXVideo(
+            latent_channels=8,
+            block_out_channels=(8, 8, 8, 8),
+            decoder_block_out_channels=(8, 8, 8, 8),
+            layers_per_block=(1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1, 1),
+            spatio_temporal_scaling=(True, True, True, False),
+            decoder_spatio_temporal_scaling=(True, True, True, False),
+            decoder_inject_noise=(False,) * 5,
+            upsample_residual=(False,) * 4,
+            upsample_factor=(1,) * 4,
+            patch_size=4,
+            patch_size_t=1,
+        )
     transformer = LTXVideoTransformer3DModel(
         in_channels=8,
         out_channels=8,
@@ -211,7 +237,8 @@ def _ltx():
         num_layers=1,
         caption_channels=TEXT_DIM,
     )
-    return LTXPipeline(
+    pipeline_cls: Any = LTXConditionPipeline if condition else LTXPipeline
+    return pipeline_cls(
         scheduler=FlowMatchEulerDiscreteScheduler(),
         vae=vae,
         text_encoder=_text_encoder("t5", len(tokenizer)),
@@ -228,6 +255,7 @@ BUILDERS: dict[str, Callable[[], Any]] = {
     "wan2.1-flf2v": lambda: _wan("2.1-flf2v"),
     "wan2.1-vace": lambda: _wan("2.1-vace"),
     "ltx": _ltx,
+    "ltx-condition": lambda: _ltx(condition=True),
 }
 
 

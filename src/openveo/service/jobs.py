@@ -208,11 +208,11 @@ class Jobs:
             rows = conn.execute(query.order_by(*order).limit(limit + 1)).all()
         return [_job(r) for r in rows[:limit]], len(rows) > limit
 
-    def image_of(self, job_id: str) -> bytes | None:
-        """The input image of a job (remixes reuse it)."""
+    def media_of(self, job_id: str) -> dict[str, bytes]:
+        """A job's media inputs by name, as `GenerationRequest.media` names them (a remix reuses them)."""
         with self.db.read() as conn:
-            image: bytes | None = conn.execute(select(jobs.c.image).where(jobs.c.id == job_id)).scalar()
-            return image
+            image = conn.execute(select(jobs.c.image).where(jobs.c.id == job_id)).scalar()
+            return {**({"image": image} if image is not None else {}), **_inputs(conn, job_id)}
 
     def queue_position(self, job: Job) -> int | None:
         """How many queued jobs for the same model are ahead of this one (None unless queued)."""
@@ -319,11 +319,9 @@ class Jobs:
                 )
             )
             job = _get(conn, row.id)
-            inputs = conn.execute(
-                select(job_inputs.c.name, job_inputs.c.data).where(job_inputs.c.job_id == row.id)
-            ).all()
+            inputs = _inputs(conn, row.id)
         self.signals.changed()
-        media = {"image": row.image, **{name: data for name, data in inputs}}
+        media = {"image": row.image, **inputs}
         return ClaimedJob(job=job, request=job.request.with_media(media))
 
     def heartbeat(
@@ -550,6 +548,12 @@ def _by_idempotency_key(conn: Connection, key_id: int, idempotency_key: str) -> 
         _select_jobs().where(jobs.c.key_id == key_id, jobs.c.idempotency_key == idempotency_key)
     ).first()
     return _job(row) if row else None
+
+
+def _inputs(conn: Connection, job_id: str) -> dict[str, bytes]:
+    """A job's media inputs besides its first frame, by name."""
+    rows = conn.execute(select(job_inputs.c.name, job_inputs.c.data).where(job_inputs.c.job_id == job_id))
+    return {name: data for name, data in rows}
 
 
 def _get(conn: Connection, job_id: str, *, include_deleted: bool = False) -> Job:

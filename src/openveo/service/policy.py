@@ -154,8 +154,8 @@ class ContentPolicy:
 
     def negative_prompt(self, negative: str | None, people: str | None) -> str | None:
         """The negative prompt to generate with: under dont_allow it also steers away from people."""
-        if self.people(people) != "dont_allow":
-            return negative
+        if self.people(people) != "dont_allow" or (negative or "").endswith(NO_PEOPLE_NEGATIVE):
+            return negative  # (a remix's stored negative prompt has it already)
         return f"{negative}, {NO_PEOPLE_NEGATIVE}" if negative else NO_PEOPLE_NEGATIVE
 
 
