@@ -280,6 +280,8 @@ _TINY_WAN: dict[str, Any] = dict(
     price_per_second=0.01,
     tiny=True,
 )
+# ...and the tiny LTX ones: a 32-wide, 1-block network, guidance 3.
+_TINY_LTX: dict[str, Any] = _TINY_WAN | dict(backbone=Backbone("ltx", 32, 1), guidance=3.0)
 
 _BASES: tuple[Preset, ...] = (
     Preset(
@@ -520,30 +522,18 @@ _BASES: tuple[Preset, ...] = (
     ),
     Preset(
         name="tiny-ltx",
-        backbone=Backbone("ltx", 32, 1),
+        **_TINY_LTX,
         **_LTX,
         repo="ltx",
-        sizes=_sizes((160, 96), square=96),
-        fps=8,
         dim_multiple=32,
-        steps=4,
-        guidance=3.0,
-        price_per_second=0.01,
-        tiny=True,
         description="Tiny random LTX-Video (test model: abstract noise, not a real model).",
     ),
     Preset(
         name="tiny-ltx-condition",
         **_LTX_CONDITION,
-        backbone=Backbone("ltx", 32, 1),
+        **_TINY_LTX,
         repo="ltx-condition",
-        sizes=_sizes((160, 96), square=96),
-        fps=8,
-        steps=4,
-        guidance=3.0,
         guidance_rescale=0.7,
-        price_per_second=0.01,
-        tiny=True,
         description="Tiny random LTX-Video 0.9.5+: keyframes, extension (test model, not a real model).",
     ),
 )
